@@ -1,0 +1,398 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from pricing.models import currency_field
+
+MANAGERS_GROUP = "portfolio_managers"
+
+# Bounds that keep every computed figure inside its column: a bigger number is a typo.
+MAX_REQUESTS_PER_MONTH = 10**10
+MAX_TOKENS_PER_REQUEST = 2_000_000
+
+
+def money_field(verbose_name, **kwargs) -> models.DecimalField:
+    kwargs.setdefault("default", 0)
+    return models.DecimalField(
+        verbose_name, max_digits=14, decimal_places=2, validators=[MinValueValidator(0)], **kwargs
+    )
+
+
+def computed_money_field(verbose_name) -> models.DecimalField:
+    return models.DecimalField(verbose_name, max_digits=20, decimal_places=2, null=True, blank=True, editable=False)
+
+
+class Team(models.Model):
+    name = models.CharField(_("name"), max_length=128, unique=True)
+    slug = models.SlugField(_("slug"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        MEMBER = "member", _("Member")
+        LEAD = "lead", _("Lead")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("team"))
+    role = models.CharField(_("role"), max_length=8, choices=Role, default=Role.MEMBER)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["team", "user"]
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [models.UniqueConstraint(fields=["user", "team"], name="membership_one_per_user_and_team")]
+
+    def __str__(self):
+        return f"{self.user} in {self.team} ({self.get_role_display()})"
+
+
+class UseCase(models.Model):
+    class Stage(models.TextChoices):
+        IDEA = "idea", _("Idea")
+        POC = "poc", _("Proof of concept")
+        PILOT = "pilot", _("Pilot")
+        PRODUCTION = "production", _("Production")
+        SCALED = "scaled", _("Scaled")
+        RETIRED = "retired", _("Retired")
+
+    class Category(models.TextChoices):
+        CUSTOMER_SUPPORT = "customer_support", _("Customer support")
+        DOCUMENT_SEARCH = "document_search", _("Document search")
+        CODING_ASSISTANT = "coding_assistant", _("Coding assistant")
+        CONTENT_GENERATION = "content_generation", _("Content generation")
+        DATA_ANALYSIS = "data_analysis", _("Data analysis")
+        PROCESS_AUTOMATION = "process_automation", _("Process automation")
+        OTHER = "other", _("Other")
+
+    class RiskTier(models.TextChoices):
+        UNASSESSED = "unassessed", _("Not assessed")
+        MINIMAL = "minimal", _("Minimal")
+        LIMITED = "limited", _("Limited")
+        HIGH = "high", _("High")
+        UNACCEPTABLE = "unacceptable", _("Unacceptable")
+
+    class DataClassification(models.TextChoices):
+        PUBLIC = "public", _("Public")
+        INTERNAL = "internal", _("Internal")
+        CONFIDENTIAL = "confidential", _("Confidential")
+        PERSONAL = "personal", _("Personal data")
+
+    class GovernanceStatus(models.TextChoices):
+        NOT_EVALUATED = "not_evaluated", _("Not evaluated")
+        OPEN = "open", _("Open items")
+        COMPLIANT = "compliant", _("Compliant")
+        FAILED = "failed", _("Failed")
+
+    # Moving into these stages passes the governance gate.
+    GATED_STAGES = frozenset({Stage.PRODUCTION, Stage.SCALED})
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="use_cases", verbose_name=_("team"))
+    external_id = models.CharField(
+        _("external id"),
+        max_length=128,
+        null=True,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9._:-]+$", _("Letters, digits and . _ : - only."))],
+        help_text=_("The record's id in another system (ERP, CMDB, ticketing); unique within the team."),
+    )
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    category = models.CharField(_("category"), max_length=32, choices=Category, default=Category.OTHER)
+    stage = models.CharField(_("stage"), max_length=16, choices=Stage, default=Stage.IDEA)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_use_cases",
+        verbose_name=_("owner"),
+    )
+    risk_tier = models.CharField(_("EU AI Act risk tier"), max_length=16, choices=RiskTier, default=RiskTier.UNASSESSED)
+    data_classification = models.CharField(
+        _("data classification"), max_length=16, choices=DataClassification, default=DataClassification.INTERNAL
+    )
+    currency = currency_field(help_text=_("Currency of this use case's costs and benefits."))
+    hours_saved_per_month = models.DecimalField(
+        _("hours saved per month"), max_digits=12, decimal_places=2, default=0, validators=[MinValueValidator(0)]
+    )
+    hourly_rate = money_field(_("hourly rate"))
+    other_monthly_benefit = money_field(_("other monthly benefit"))
+    one_time_cost = money_field(_("one-time cost"))
+    monthly_fixed_cost = money_field(_("monthly fixed cost"))
+    horizon_months = models.PositiveSmallIntegerField(
+        _("horizon (months)"), default=36, validators=[MinValueValidator(1), MaxValueValidator(600)]
+    )
+    expected_monthly_active_users = models.PositiveBigIntegerField(
+        _("expected monthly active users"), default=0, validators=[MaxValueValidator(10**11)]
+    )
+
+    monthly_cost = computed_money_field(_("monthly cost"))
+    monthly_benefit = computed_money_field(_("monthly benefit"))
+    roi_pct = models.DecimalField(_("ROI %"), max_digits=24, decimal_places=2, null=True, blank=True, editable=False)
+    npv = computed_money_field(_("NPV"))
+    payback_months = models.PositiveIntegerField(_("payback (months)"), null=True, blank=True, editable=False)
+    governance_status = models.CharField(
+        _("governance status"),
+        max_length=16,
+        choices=GovernanceStatus,
+        default=GovernanceStatus.NOT_EVALUATED,
+        editable=False,
+    )
+    computed_at = models.DateTimeField(_("computed at"), null=True, blank=True, editable=False)
+    # Set in the same transaction as any change to the inputs and cleared by the
+    # recompute, so a change whose task was never queued is found by the sweep.
+    needs_recompute = models.BooleanField(_("needs recompute"), default=True, editable=False, db_index=True)
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
+
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True, db_index=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["team", "title"]
+        verbose_name = _("use case")
+        verbose_name_plural = _("use cases")
+        constraints = [
+            models.UniqueConstraint(fields=["team", "external_id"], name="use_case_external_id_unique_per_team"),
+            models.CheckConstraint(
+                condition=Q(horizon_months__gte=1, horizon_months__lte=600), name="use_case_horizon_1_to_600"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    hours_saved_per_month__gte=0,
+                    hourly_rate__gte=0,
+                    other_monthly_benefit__gte=0,
+                    one_time_cost__gte=0,
+                    monthly_fixed_cost__gte=0,
+                ),
+                name="use_case_inputs_non_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "stage"], name="use_case_team_stage_idx")]
+
+    def __str__(self):
+        return self.title
+
+
+class ProofOfConcept(models.Model):
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Planned")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    use_case = models.ForeignKey(UseCase, on_delete=models.CASCADE, related_name="pocs", verbose_name=_("use case"))
+    hypothesis = models.TextField(_("hypothesis"))
+    success_criteria = models.TextField(_("success criteria"), blank=True)
+    model = models.ForeignKey(
+        "pricing.LanguageModel",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="pocs",
+        verbose_name=_("model under test"),
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PLANNED)
+    start_date = models.DateField(_("start date"), null=True, blank=True)
+    end_date = models.DateField(_("end date"), null=True, blank=True)
+    kpi_name = models.CharField(_("KPI"), max_length=128, blank=True)
+    baseline_kpi = models.DecimalField(_("baseline KPI"), max_digits=16, decimal_places=4, null=True, blank=True)
+    measured_kpi = models.DecimalField(_("measured KPI"), max_digits=16, decimal_places=4, null=True, blank=True)
+    cost = money_field(_("cost"), help_text=_("In the use case's currency."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["use_case", "-start_date", "pk"]
+        verbose_name = _("proof of concept")
+        verbose_name_plural = _("proofs of concept")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(start_date__isnull=True) | Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                name="poc_ends_after_start",
+            ),
+            models.CheckConstraint(condition=Q(cost__gte=0), name="poc_cost_non_negative"),
+        ]
+
+    def __str__(self):
+        return f"PoC: {self.hypothesis[:60]}"
+
+    def clean(self):
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValidationError({"end_date": _("The end date is before the start date.")})
+
+
+class Deployment(models.Model):
+    class Hosting(models.TextChoices):
+        API = "api", _("External API")
+        SELF_HOSTED = "self_hosted", _("Self-hosted")
+
+    class Environment(models.TextChoices):
+        CLOUD = "cloud", _("Cloud")
+        ON_PREM = "on_prem", _("On-prem")
+        HYBRID = "hybrid", _("Hybrid")
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Planned")
+        ACTIVE = "active", _("Active")
+        STOPPED = "stopped", _("Stopped")
+
+    use_case = models.ForeignKey(
+        UseCase, on_delete=models.CASCADE, related_name="deployments", verbose_name=_("use case")
+    )
+    name = models.CharField(_("name"), max_length=128, blank=True)
+    model = models.ForeignKey(
+        "pricing.LanguageModel", on_delete=models.PROTECT, related_name="deployments", verbose_name=_("model")
+    )
+    hosting = models.CharField(_("hosting"), max_length=16, choices=Hosting, default=Hosting.API)
+    environment = models.CharField(_("environment"), max_length=16, choices=Environment, default=Environment.CLOUD)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PLANNED)
+
+    requests_per_month = models.PositiveBigIntegerField(
+        _("requests per month"), default=0, validators=[MaxValueValidator(MAX_REQUESTS_PER_MONTH)]
+    )
+    avg_input_tokens = models.PositiveIntegerField(
+        _("average input tokens"), default=0, validators=[MaxValueValidator(MAX_TOKENS_PER_REQUEST)]
+    )
+    avg_output_tokens = models.PositiveIntegerField(
+        _("average output tokens"), default=0, validators=[MaxValueValidator(MAX_TOKENS_PER_REQUEST)]
+    )
+    cached_input_ratio = models.DecimalField(
+        _("cached input ratio"),
+        max_digits=5,
+        decimal_places=4,
+        default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text=_("Share of input tokens served from the provider's cache, between 0 and 1."),
+    )
+    data_processing_agreement = models.BooleanField(
+        _("data-processing agreement recorded"),
+        default=False,
+        help_text=_("A signed agreement with the API provider covers the data sent to it."),
+    )
+
+    self_hosting_profile = models.ForeignKey(
+        "pricing.SelfHostingProfile",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deployments",
+        verbose_name=_("self-hosting profile"),
+        help_text=_("A shared hardware profile; when set it replaces the GPU fields below."),
+    )
+    gpu_type = models.CharField(_("GPU type"), max_length=64, blank=True)
+    gpu_count = models.PositiveIntegerField(_("GPUs"), default=0, validators=[MaxValueValidator(100_000)])
+    gpu_hourly_cost = models.DecimalField(
+        _("cost per GPU-hour"),
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("Empty: the catalogue rate for the GPU type."),
+    )
+    hours_per_month = models.DecimalField(
+        _("hours per month"),
+        max_digits=6,
+        decimal_places=2,
+        default=730,
+        validators=[MinValueValidator(0), MaxValueValidator(744)],
+    )
+    monthly_fixed_cost = money_field(_("monthly fixed cost"))
+
+    monthly_cost = computed_money_field(_("monthly cost"))
+    computed_at = models.DateTimeField(_("computed at"), null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["use_case", "pk"]
+        verbose_name = _("deployment")
+        verbose_name_plural = _("deployments")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cached_input_ratio__gte=0, cached_input_ratio__lte=1),
+                name="deployment_cached_ratio_between_0_and_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(hours_per_month__gte=0, hours_per_month__lte=744),
+                name="deployment_hours_within_a_month",
+            ),
+            models.CheckConstraint(
+                condition=Q(monthly_fixed_cost__gte=0)
+                & (Q(gpu_hourly_cost__isnull=True) | Q(gpu_hourly_cost__gte=0)),
+                name="deployment_costs_non_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["model", "status"], name="deployment_model_status_idx")]
+
+    def __str__(self):
+        return self.name or f"{self.model} for {self.use_case}"
+
+    def clean(self):
+        if self.hosting != self.Hosting.SELF_HOSTED:
+            return
+        errors = {}
+        if self.model_id is not None and not self.model.open_weights:
+            errors["model"] = _("Only open-weight models can be self-hosted; this one is offered by API only.")
+        if self.self_hosting_profile_id is None:
+            if self.gpu_count < 1:
+                errors["gpu_count"] = _("A self-hosted deployment needs at least one GPU, or a self-hosting profile.")
+            if self.gpu_hourly_cost is None and not self.gpu_type:
+                errors["gpu_type"] = _("Give a GPU type priced in the catalogue, or a cost per GPU-hour.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class CostSnapshot(models.Model):
+    """What a recompute produced and from which prices and rates.
+
+    Written when a use case's figures change, so history is never silently
+    re-priced and every figure can be explained later.
+    """
+
+    use_case = models.ForeignKey(
+        UseCase, on_delete=models.CASCADE, related_name="cost_snapshots", verbose_name=_("use case")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    priced_on = models.DateField(_("priced on"))
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    currency = currency_field()
+    monthly_cost = models.DecimalField(_("monthly cost"), max_digits=20, decimal_places=2)
+    previous_monthly_cost = models.DecimalField(
+        _("previous monthly cost"), max_digits=20, decimal_places=2, null=True, blank=True
+    )
+    monthly_benefit = models.DecimalField(_("monthly benefit"), max_digits=20, decimal_places=2)
+    roi_pct = models.DecimalField(_("ROI %"), max_digits=24, decimal_places=2, null=True, blank=True)
+    npv = models.DecimalField(_("NPV"), max_digits=20, decimal_places=2)
+    payback_months = models.PositiveIntegerField(_("payback (months)"), null=True, blank=True)
+    # One entry per active deployment: its cost and the ids of the price, GPU rate and
+    # exchange rate rows it used.
+    breakdown = models.JSONField(_("breakdown"), default=list)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        get_latest_by = "created_at"
+        verbose_name = _("cost snapshot")
+        verbose_name_plural = _("cost snapshots")
+
+    def __str__(self):
+        return f"{self.use_case}: {self.monthly_cost} {self.currency} ({self.priced_on})"

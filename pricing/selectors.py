@@ -1,0 +1,145 @@
+"""Reads of the price catalogue: what is in force on a date."""
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from pricing.costing import ONE, TokenPrice
+from pricing.models import ExchangeRate, GpuRate, LanguageModel, Price
+
+
+class MissingRate(LookupError):
+    """No exchange rate in force converts between two currencies."""
+
+
+@dataclass(frozen=True)
+class PriceInForce:
+    id: int
+    token_price: TokenPrice
+    currency: str
+    effective_from: datetime.date
+    is_contract: bool
+
+
+@dataclass(frozen=True)
+class GpuRateInForce:
+    id: int
+    hourly_cost: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class RateInForce:
+    """``rate`` converts one unit of the source currency; ``id`` is ``None`` for identity."""
+
+    id: int | None
+    rate: Decimal
+
+
+@dataclass
+class PriceBook:
+    """Every price, GPU rate and exchange rate in force on one date, loaded once.
+
+    A recompute of any number of use cases reads from one book, so it runs a fixed
+    number of catalogue queries whatever its size.
+    """
+
+    on: datetime.date
+    prices: dict[tuple[int, int | None], PriceInForce] = field(default_factory=dict)
+    gpu_rates: dict[str, GpuRateInForce] = field(default_factory=dict)
+    exchange_rates: dict[tuple[str, str], RateInForce] = field(default_factory=dict)
+
+    def price(self, model_id: int, team_id: int | None = None) -> PriceInForce | None:
+        """The team's contract price where one is in force, else the public price."""
+        if team_id is not None:
+            contract = self.prices.get((model_id, team_id))
+            if contract is not None:
+                return contract
+        return self.prices.get((model_id, None))
+
+    def gpu_rate(self, gpu_type: str) -> GpuRateInForce | None:
+        return self.gpu_rates.get(gpu_type)
+
+    def rate(self, source: str, target: str) -> RateInForce:
+        if source == target:
+            return RateInForce(id=None, rate=ONE)
+        direct = self.exchange_rates.get((source, target))
+        if direct is not None:
+            return direct
+        inverse = self.exchange_rates.get((target, source))
+        if inverse is not None:
+            return RateInForce(id=inverse.id, rate=ONE / inverse.rate)
+        raise MissingRate(f"No exchange rate from {source} to {target} in force on {self.on}.")
+
+
+def _latest_per_key(rows: Iterable, key) -> dict:
+    # Rows arrive newest first within each key: the first seen is the one in force.
+    latest: dict = {}
+    for row in rows:
+        latest.setdefault(key(row), row)
+    return latest
+
+
+def price_book(*, on: datetime.date | None = None, model_ids: Iterable[int] | None = None) -> PriceBook:
+    on = on or timezone.localdate()
+    prices = Price.objects.filter(effective_from__lte=on)
+    if model_ids is not None:
+        prices = prices.filter(model_id__in=set(model_ids))
+    price_rows = _latest_per_key(
+        prices.order_by("model_id", "team_id", "-effective_from").values_list(
+            "id", "model_id", "team_id", "input_per_million", "output_per_million",
+            "cached_input_per_million", "currency", "effective_from",
+        ),
+        key=lambda row: (row[1], row[2]),
+    )
+    gpu_rows = _latest_per_key(
+        GpuRate.objects.filter(effective_from__lte=on)
+        .order_by("gpu_type", "-effective_from")
+        .values_list("id", "gpu_type", "hourly_cost", "currency"),
+        key=lambda row: row[1],
+    )
+    rate_rows = _latest_per_key(
+        ExchangeRate.objects.filter(as_of__lte=on)
+        .order_by("base", "quote", "-as_of")
+        .values_list("id", "base", "quote", "rate"),
+        key=lambda row: (row[1], row[2]),
+    )
+    return PriceBook(
+        on=on,
+        prices={
+            key: PriceInForce(
+                id=row[0],
+                token_price=TokenPrice(input=row[3], output=row[4], cached_input=row[5]),
+                currency=row[6],
+                effective_from=row[7],
+                is_contract=row[2] is not None,
+            )
+            for key, row in price_rows.items()
+        },
+        gpu_rates={key: GpuRateInForce(id=row[0], hourly_cost=row[2], currency=row[3]) for key, row in gpu_rows.items()},
+        exchange_rates={key: RateInForce(id=row[0], rate=row[3]) for key, row in rate_rows.items()},
+    )
+
+
+def current_price(*, model: LanguageModel, team_id: int | None = None, on: datetime.date | None = None) -> Price | None:
+    on = on or timezone.localdate()
+    in_force = Price.objects.filter(model=model, effective_from__lte=on).order_by("-effective_from")
+    if team_id is not None:
+        contract = in_force.filter(team_id=team_id).first()
+        if contract is not None:
+            return contract
+    return in_force.filter(team__isnull=True).first()
+
+
+def price_history(*, model: LanguageModel) -> QuerySet[Price]:
+    return model.prices.select_related("team").order_by("-effective_from", "team__name")
+
+
+def list_models() -> QuerySet[LanguageModel]:
+    return LanguageModel.objects.select_related("provider", "licence")
+
