@@ -1,0 +1,45 @@
+import pytest
+from django.contrib.auth.models import AnonymousUser
+
+from portfolio import selectors
+from tests.factories import DeploymentFactory, ProofOfConceptFactory, UseCaseFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def two_teams_of_use_cases(team, other_team):
+    ours = UseCaseFactory(team=team)
+    theirs = UseCaseFactory(team=other_team)
+    DeploymentFactory(use_case=ours)
+    DeploymentFactory(use_case=theirs)
+    ProofOfConceptFactory(use_case=ours)
+    ProofOfConceptFactory(use_case=theirs)
+    return ours, theirs
+
+
+def test_member_sees_only_their_teams(member, two_teams_of_use_cases):
+    ours, _ = two_teams_of_use_cases
+    assert list(selectors.visible_use_cases(user=member)) == [ours]
+    assert [d.use_case for d in selectors.visible_deployments(user=member)] == [ours]
+    assert [p.use_case for p in selectors.visible_pocs(user=member)] == [ours]
+    assert [t.slug for t in selectors.visible_teams(user=member)] == ["support"]
+
+
+def test_manager_and_superuser_see_everything(manager, two_teams_of_use_cases):
+    superuser = UserFactory(username="root", is_superuser=True)
+    for user in (manager, superuser):
+        assert selectors.is_portfolio_manager(user)
+        assert selectors.visible_use_cases(user=user).count() == 2
+        assert selectors.visible_deployments(user=user).count() == 2
+
+
+def test_anonymous_and_teamless_users_see_nothing(two_teams_of_use_cases):
+    for user in (AnonymousUser(), UserFactory(username="nobody")):
+        assert not selectors.visible_use_cases(user=user).exists()
+        assert not selectors.visible_teams(user=user).exists()
+
+
+def test_inactive_manager_is_not_a_manager(manager):
+    manager.is_active = False
+    assert not selectors.is_portfolio_manager(manager)
