@@ -132,11 +132,16 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 REPORTING_CURRENCY = env.str("REPORTING_CURRENCY", default="USD")
 ANNUAL_DISCOUNT_RATE = Decimal(env.str("ANNUAL_DISCOUNT_RATE", default="0.08"))
 
+# History is an audit trail: the admin shows it but never reverts through it, since a
+# revert would bypass the services (prices are added, never edited).
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 # --- REST framework ----------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first, so an unauthenticated call answers 401 with WWW-Authenticate.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
@@ -147,6 +152,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AI portfolio manager API",

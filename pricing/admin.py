@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -56,11 +57,18 @@ class PriceAdmin(SimpleHistoryAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # A revert would edit the row in place; history is for reading.
+        if request.method == "POST":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
     def save_model(self, request, obj, form, change):
-        form.instance = services.add_price(**{field: form.cleaned_data[field] for field in (
+        saved = services.add_price(**{field: form.cleaned_data[field] for field in (
             "model", "team", "input_per_million", "output_per_million", "cached_input_per_million",
             "currency", "effective_from", "source", "source_url",
         )})
+        obj.pk, obj.created_at = saved.pk, saved.created_at
 
 
 @admin.register(ExchangeRate)
@@ -73,9 +81,10 @@ class ExchangeRateAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        form.instance = services.add_exchange_rate(
+        saved = services.add_exchange_rate(
             **{field: form.cleaned_data[field] for field in ("base", "quote", "rate", "as_of", "source")}
         )
+        obj.pk, obj.created_at = saved.pk, saved.created_at
 
 
 @admin.register(GpuRate)

@@ -39,6 +39,7 @@ class RateInForce:
 
     id: int | None
     rate: Decimal
+    as_of: datetime.date | None = None
 
 
 @dataclass
@@ -69,11 +70,12 @@ class PriceBook:
         if source == target:
             return RateInForce(id=None, rate=ONE)
         direct = self.exchange_rates.get((source, target))
+        inverse = self.exchange_rates.get((target, source))
+        # A pair may be recorded either way round: the newer row is the rate in force.
+        if inverse is not None and (direct is None or inverse.as_of > direct.as_of):
+            return RateInForce(id=inverse.id, rate=ONE / inverse.rate, as_of=inverse.as_of)
         if direct is not None:
             return direct
-        inverse = self.exchange_rates.get((target, source))
-        if inverse is not None:
-            return RateInForce(id=inverse.id, rate=ONE / inverse.rate)
         raise MissingRate(f"No exchange rate from {source} to {target} in force on {self.on}.")
 
 
@@ -106,7 +108,7 @@ def price_book(*, on: datetime.date | None = None, model_ids: Iterable[int] | No
     rate_rows = _latest_per_key(
         ExchangeRate.objects.filter(as_of__lte=on)
         .order_by("base", "quote", "-as_of")
-        .values_list("id", "base", "quote", "rate"),
+        .values_list("id", "base", "quote", "rate", "as_of"),
         key=lambda row: (row[1], row[2]),
     )
     return PriceBook(
@@ -122,7 +124,7 @@ def price_book(*, on: datetime.date | None = None, model_ids: Iterable[int] | No
             for key, row in price_rows.items()
         },
         gpu_rates={key: GpuRateInForce(id=row[0], hourly_cost=row[2], currency=row[3]) for key, row in gpu_rows.items()},
-        exchange_rates={key: RateInForce(id=row[0], rate=row[3]) for key, row in rate_rows.items()},
+        exchange_rates={key: RateInForce(id=row[0], rate=row[3], as_of=row[4]) for key, row in rate_rows.items()},
     )
 
 
