@@ -1,10 +1,19 @@
 """Reads of the portfolio, scoped to what a user may see."""
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, QuerySet
+import copy
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, F, Prefetch, QuerySet, Sum, Value
+
+from portfolio import services
 from portfolio.models import MANAGERS_GROUP, Deployment, Membership, ProofOfConcept, Team, UseCase
+from pricing import costing
+from pricing.models import LanguageModel
+from pricing.selectors import PriceBook, price_book
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -62,3 +71,144 @@ def use_case_detail(*, user: User) -> QuerySet[UseCase]:
         Prefetch("deployments", queryset=Deployment.objects.select_related("model__licence", "self_hosting_profile")),
         Prefetch("pocs", queryset=ProofOfConcept.objects.select_related("model")),
     )
+
+
+# --- Portfolio figures -----------------------------------------------------------------
+
+
+def _in_reporting_currency(rows, *, book: PriceBook, currency: str, sums: Sequence[str]) -> dict:
+    """Fold rows grouped by (key, currency) into totals per key in ``currency``."""
+    totals: dict = {}
+    for row in rows:
+        rate = book.rate(row["currency"], currency).rate
+        bucket = totals.setdefault(row["key"], {"count": 0, **{name: Decimal(0) for name in sums}})
+        bucket["count"] += row["count"]
+        for name in sums:
+            bucket[name] += (row[name] or Decimal(0)) * rate
+    return {
+        key: {name: value if name == "count" else costing.quantize_money(value, currency) for name, value in bucket.items()}
+        for key, bucket in totals.items()
+    }
+
+
+def portfolio_summary(*, user: User, currency: str, book: PriceBook | None = None) -> dict[str, Any]:
+    """Totals by team, stage and model in ``currency``, over the use cases ``user`` may see.
+
+    Aggregated by the database, grouped by currency, then converted at the rates in force.
+    """
+    book = book or price_book()
+    use_cases = visible_use_cases(user=user).order_by()
+    sums = ["monthly_cost", "monthly_benefit", "npv"]
+    aggregates = {name: Sum(name) for name in sums}
+
+    def grouped(key: str):
+        return use_cases.values(key=F(key), currency_=F("currency")).annotate(count=Count("pk"), **aggregates)
+
+    def rows(queryset):
+        return [{**row, "currency": row.pop("currency_")} for row in queryset]
+
+    total = _in_reporting_currency(
+        rows(use_cases.values(currency_=F("currency")).annotate(key=Value("all"), count=Count("pk"), **aggregates)),
+        book=book, currency=currency, sums=sums,
+    ).get("all", {"count": 0, **{name: Decimal(0) for name in sums}})
+    deployments = (
+        Deployment.objects.filter(use_case__in=use_cases.values("pk"), status=Deployment.Status.ACTIVE)
+        .order_by()
+        .values(key=F("model__key"), currency_=F("use_case__currency"))
+        .annotate(count=Count("pk"), monthly_cost=Sum("monthly_cost"))
+    )
+    return {
+        "currency": currency,
+        "totals": {**total, "stale": use_cases.filter(needs_recompute=True).count()},
+        "by_team": _in_reporting_currency(rows(grouped("team__slug")), book=book, currency=currency, sums=sums),
+        "by_stage": _in_reporting_currency(rows(grouped("stage")), book=book, currency=currency, sums=sums),
+        "by_model": _in_reporting_currency(rows(deployments), book=book, currency=currency, sums=["monthly_cost"]),
+    }
+
+
+def _licence_findings(model: LanguageModel, monthly_active_users: int) -> list[str]:
+    """Licence problems a use case would have on ``model``; empty when none."""
+    licence = model.licence
+    if licence is None:
+        return ["licence_unknown"]
+    findings = []
+    if not licence.commercial_use:
+        findings.append("commercial_use_not_allowed")
+    limit = licence.monthly_active_user_limit
+    if limit is not None and monthly_active_users > limit:
+        findings.append("monthly_active_user_limit_exceeded")
+    return findings
+
+
+def what_if(
+    *,
+    user: User,
+    from_model: LanguageModel,
+    to_model: LanguageModel,
+    currency: str,
+    team: Team | None = None,
+    stage: str | None = None,
+    book: PriceBook | None = None,
+) -> dict[str, Any]:
+    """Cost and licence effect of moving every active deployment on one model to another.
+
+    Reads only: nothing is saved. A self-hosted deployment moved to a model without
+    open weights is priced as an API deployment with the same traffic.
+    """
+    book = book or price_book()
+    use_cases = visible_use_cases(user=user)
+    if team is not None:
+        use_cases = use_cases.filter(team=team)
+    if stage:
+        use_cases = use_cases.filter(stage=stage)
+    deployments = (
+        Deployment.objects.filter(use_case__in=use_cases.values("pk"), model=from_model, status=Deployment.Status.ACTIVE)
+        .select_related("use_case__team", "model__licence", "self_hosting_profile")
+        .order_by("use_case__team__slug", "use_case__title", "pk")
+    )
+    to_model = LanguageModel.objects.select_related("licence").get(pk=to_model.pk)
+    affected: dict[int, dict[str, Any]] = {}
+    current_total = projected_total = Decimal(0)
+    unpriced = []
+    for deployment in deployments:
+        use_case = deployment.use_case
+        swapped = copy.copy(deployment)
+        swapped.model = to_model
+        if deployment.hosting == Deployment.Hosting.SELF_HOSTED and not to_model.open_weights:
+            swapped.hosting = Deployment.Hosting.API
+        current = services.deployment_cost(deployment, book, currency=use_case.currency).monthly_cost
+        projected = services.deployment_cost(swapped, book, currency=use_case.currency).monthly_cost
+        if current is None or projected is None:
+            unpriced.append(deployment.pk)
+            continue
+        rate = book.rate(use_case.currency, currency).rate
+        current_total += current * rate
+        projected_total += projected * rate
+        entry = affected.setdefault(use_case.pk, {
+            "id": use_case.pk,
+            "title": use_case.title,
+            "team": use_case.team.slug,
+            "currency": use_case.currency,
+            "current_monthly_cost": Decimal(0),
+            "projected_monthly_cost": Decimal(0),
+            "licence_findings_before": _licence_findings(from_model, use_case.expected_monthly_active_users),
+            "licence_findings_after": _licence_findings(to_model, use_case.expected_monthly_active_users),
+        })
+        entry["current_monthly_cost"] += current
+        entry["projected_monthly_cost"] += projected
+    for entry in affected.values():
+        money = entry["currency"]
+        entry["current_monthly_cost"] = costing.quantize_money(entry["current_monthly_cost"], money)
+        entry["projected_monthly_cost"] = costing.quantize_money(entry["projected_monthly_cost"], money)
+        entry["monthly_savings"] = entry["current_monthly_cost"] - entry["projected_monthly_cost"]
+        entry["governance_changes"] = entry["licence_findings_before"] != entry["licence_findings_after"]
+    return {
+        "from_model": from_model.key,
+        "to_model": to_model.key,
+        "currency": currency,
+        "current_monthly_cost": costing.quantize_money(current_total, currency),
+        "projected_monthly_cost": costing.quantize_money(projected_total, currency),
+        "monthly_savings": costing.quantize_money(current_total - projected_total, currency),
+        "affected_use_cases": list(affected.values()),
+        "unpriced_deployments": unpriced,
+    }

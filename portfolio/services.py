@@ -10,9 +10,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from portfolio import tasks
 from portfolio.models import CostSnapshot, Deployment, ProofOfConcept, Team, UseCase
@@ -93,6 +94,95 @@ def update_use_case(*, use_case: UseCase, expected_version: int | None = None, *
     return use_case
 
 
+@transaction.atomic
+def delete_use_case(*, use_case: UseCase) -> None:
+    use_case.delete()
+
+
+def upsert_use_case(*, team: Team, external_id: str, **fields: Any) -> tuple[UseCase, bool]:
+    """Create or update the use case a sync client knows by ``external_id``; ``True`` when created.
+
+    Two clients upserting the same id at once cannot make a duplicate: the unique
+    constraint refuses the second insert, which then updates the row the first made.
+    """
+    for _attempt in range(2):
+        existing = UseCase.objects.filter(team=team, external_id=external_id).first()
+        if existing is not None:
+            return update_use_case(use_case=existing, **fields), False
+        try:
+            with transaction.atomic():
+                return create_use_case(team=team, external_id=external_id, **fields), True
+        except IntegrityError:
+            continue  # Lost the race to a concurrent insert: update that row instead.
+    raise ValidationError({"external_id": _("This external id is being written concurrently; try again.")})
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    team: Team
+    external_id: str
+    fields: dict[str, Any]
+
+
+@dataclass
+class BulkResult:
+    created: list[UseCase] = field(default_factory=list)
+    updated: list[UseCase] = field(default_factory=list)
+
+
+@transaction.atomic
+def bulk_upsert_use_cases(*, rows: Sequence[BulkRow]) -> BulkResult:
+    """Upsert many use cases in one transaction, a fixed number of queries for any size.
+
+    Rows are validated one by one first; when any is invalid a ``ValidationError``
+    maps row index to errors and nothing is saved.
+    """
+    keys = {(row.team.pk, row.external_id) for row in rows}
+    existing = {
+        (use_case.team_id, use_case.external_id): use_case
+        for use_case in UseCase.objects.select_for_update().filter(
+            team_id__in={team_id for team_id, _ in keys}, external_id__in={ext for _, ext in keys}
+        )
+    }
+    result = BulkResult()
+    errors: dict[str, Any] = {}
+    seen: set[tuple[int, str]] = set()
+    for index, row in enumerate(rows):
+        key = (row.team.pk, row.external_id)
+        if key in seen:
+            errors[str(index)] = {"external_id": [_("This external id appears twice in the request.")]}
+            continue
+        seen.add(key)
+        use_case = existing.get(key)
+        created = use_case is None
+        if created:
+            use_case = UseCase(team=row.team, external_id=row.external_id)
+        _assign(use_case, row.fields)
+        use_case.needs_recompute = True
+        try:
+            # Uniqueness is settled by the lookup above and the constraint below.
+            use_case.full_clean(validate_unique=False, validate_constraints=False)
+        except ValidationError as error:
+            errors[str(index)] = error.message_dict
+            continue
+        if created:
+            result.created.append(use_case)
+        else:
+            use_case.version += 1
+            result.updated.append(use_case)
+    if errors:
+        raise ValidationError(errors)
+    bulk_create_with_history(result.created, UseCase)
+    if result.updated:
+        names = sorted({name for row in rows for name in row.fields} | {"needs_recompute", "version", "updated_at"})
+        now = timezone.now()
+        for use_case in result.updated:
+            use_case.updated_at = now
+        bulk_update_with_history(result.updated, UseCase, names)
+    transaction.on_commit(_enqueue_sweep)
+    return result
+
+
 def _touch_use_case(use_case_id: int) -> None:
     UseCase.objects.filter(pk=use_case_id).update(needs_recompute=True, version=models.F("version") + 1)
     _enqueue_recompute([use_case_id])
@@ -163,6 +253,11 @@ def create_poc(*, use_case: UseCase, hypothesis: str, **fields: Any) -> ProofOfC
     poc.full_clean()
     poc.save()
     return poc
+
+
+@transaction.atomic
+def delete_poc(*, poc: ProofOfConcept) -> None:
+    poc.delete()
 
 
 @transaction.atomic

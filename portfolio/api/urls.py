@@ -1,0 +1,20 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from portfolio.api import views
+
+router = SimpleRouter()
+router.register("teams", views.TeamViewSet, basename="team")
+router.register("use-cases", views.UseCaseViewSet, basename="use-case")
+router.register("deployments", views.DeploymentViewSet, basename="deployment")
+router.register("pocs", views.ProofOfConceptViewSet, basename="poc")
+router.register("cost-snapshots", views.CostSnapshotViewSet, basename="cost-snapshot")
+
+urlpatterns = [
+    path("use-cases/bulk/", views.UseCaseBulkUpsertView.as_view(), name="use-case-bulk"),
+    path("use-cases/by-external-id/<slug:team_slug>/<str:external_id>/", views.UseCaseByExternalIdView.as_view(),
+         name="use-case-by-external-id"),
+    path("portfolio/summary/", views.PortfolioSummaryView.as_view(), name="portfolio-summary"),
+    path("portfolio/what-if/", views.WhatIfView.as_view(), name="portfolio-what-if"),
+    *router.urls,
+]

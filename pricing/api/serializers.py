@@ -1,0 +1,53 @@
+from rest_framework import serializers
+
+from portfolio.models import Team
+from pricing.models import ExchangeRate, LanguageModel, Licence, Price
+
+
+class LicenceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Licence
+        fields = ["key", "name", "url", "commercial_use", "monthly_active_user_limit", "requires_attribution",
+                  "requires_acceptable_use_policy"]
+        read_only_fields = fields
+
+
+class LanguageModelSerializer(serializers.ModelSerializer):
+    provider = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    licence = LicenceSerializer(read_only=True)
+
+    class Meta:
+        model = LanguageModel
+        fields = ["id", "key", "display_name", "provider", "licence", "open_weights", "context_window"]
+        read_only_fields = fields
+
+
+class PriceSerializer(serializers.ModelSerializer):
+    model = serializers.SlugRelatedField(slug_field="key", queryset=LanguageModel.objects.all())
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Price
+        fields = ["id", "model", "team", "input_per_million", "output_per_million", "cached_input_per_million",
+                  "currency", "effective_from", "source", "source_url", "created_at"]
+        read_only_fields = ["id", "team", "created_at"]
+
+
+class CreatePriceSerializer(PriceSerializer):
+    """Input of a new price; ``team`` (a slug) makes it that team's contract price."""
+
+    team = serializers.SlugRelatedField(slug_field="slug", required=False, allow_null=True,
+                                        queryset=Team.objects.all())
+
+    class Meta(PriceSerializer.Meta):
+        read_only_fields = ["id", "created_at"]
+        # Uniqueness is checked by the service's full_clean, with the model's messages.
+        validators = []
+
+
+class ExchangeRateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ExchangeRate
+        fields = ["id", "base", "quote", "rate", "as_of", "source", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        validators = []

@@ -1,0 +1,74 @@
+from django_filters import rest_framework as filters
+from rest_framework import mixins, status, viewsets
+from rest_framework.response import Response
+
+from config.permissions import IsManagerOrReadOnly
+from pricing import selectors, services
+from pricing.api.serializers import (
+    CreatePriceSerializer,
+    ExchangeRateSerializer,
+    LanguageModelSerializer,
+    PriceSerializer,
+)
+from pricing.models import ExchangeRate, Price
+
+
+class LanguageModelViewSet(viewsets.ReadOnlyModelViewSet):
+    """The model catalogue with licences; changed in the admin."""
+
+    serializer_class = LanguageModelSerializer
+    lookup_field = "key"
+    lookup_value_regex = r"[^/]+/[^/]+"
+    filterset_fields = ["open_weights", "provider__key", "licence__key"]
+    search_fields = ["key", "display_name"]
+    ordering_fields = ["key", "display_name", "context_window"]
+
+    def get_queryset(self):
+        return selectors.list_models()
+
+
+class PriceFilter(filters.FilterSet):
+    model = filters.CharFilter(field_name="model__key")
+    team = filters.CharFilter(field_name="team__slug")
+    effective_from_after = filters.DateFilter(field_name="effective_from", lookup_expr="gte")
+    effective_from_before = filters.DateFilter(field_name="effective_from", lookup_expr="lte")
+
+    class Meta:
+        model = Price
+        fields = ["model", "team", "currency", "source"]
+
+
+class PriceViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Effective-dated prices. Never edited: a new price supersedes the old one from its date."""
+
+    permission_classes = [IsManagerOrReadOnly]
+    filterset_class = PriceFilter
+    ordering_fields = ["effective_from", "created_at"]
+
+    def get_queryset(self):
+        return Price.objects.select_related("model", "team").order_by("model__key", "-effective_from", "pk")
+
+    def get_serializer_class(self):
+        return CreatePriceSerializer if self.action == "create" else PriceSerializer
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        price = services.add_price(**serializer.validated_data)
+        return Response(PriceSerializer(price).data, status=status.HTTP_201_CREATED)
+
+
+class ExchangeRateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    permission_classes = [IsManagerOrReadOnly]
+    serializer_class = ExchangeRateSerializer
+    filterset_fields = ["base", "quote"]
+    ordering_fields = ["as_of"]
+
+    def get_queryset(self):
+        return ExchangeRate.objects.order_by("base", "quote", "-as_of")
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rate = services.add_exchange_rate(**serializer.validated_data)
+        return Response(self.get_serializer(rate).data, status=status.HTTP_201_CREATED)
