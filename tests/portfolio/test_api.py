@@ -112,13 +112,16 @@ def test_malformed_json_is_a_400(member):
 
 
 def test_create_recomputes_after_commit(member, team, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks() as callbacks:
         response = api(member).post("/api/v1/use-cases/", {
             "team": "support", "title": "Triage", "hours_saved_per_month": "10", "hourly_rate": "50",
         }, format="json")
     assert response.status_code == 201
-    assert UseCase.objects.get().monthly_benefit == Decimal("500.00")
     assert response["ETag"]
+    assert response.json()["needs_recompute"] is True
+    assert len(callbacks) == 1
+    services.recompute_stale()
+    assert UseCase.objects.get().monthly_benefit == Decimal("500.00")
 
 
 def test_upsert_by_external_id_creates_then_updates(member, team):
@@ -183,10 +186,11 @@ def test_deployment_create_validates_and_recomputes(member, ours, django_capture
     assert bad.status_code == 400 and "cached_input_ratio" in bad.json()
     assert unknown.status_code == 400 and "model" in unknown.json()
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks() as callbacks:
         created = client.post("/api/v1/deployments/", {"use_case": ours.pk, "model": "meta/llama-3-70b",
                                                        "status": "active", **SUPPORT_BOT}, format="json")
-    assert created.status_code == 201
+    assert created.status_code == 201 and callbacks
+    services.recompute_stale()
     ours.refresh_from_db()
     assert ours.monthly_cost == Decimal("6225.00")
 
