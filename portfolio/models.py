@@ -396,3 +396,97 @@ class CostSnapshot(models.Model):
 
     def __str__(self):
         return f"{self.use_case}: {self.monthly_cost} {self.currency} ({self.priced_on})"
+
+
+class RecomputeJob(models.Model):
+    """A recompute of many use cases, run in chunks by the workers, with its progress.
+
+    ``scope`` names what it covers: ``{"all": true}``, ``{"model_ids": [...]}``,
+    ``{"currencies": [...]}`` or ``{"stale": true}``.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        FINISHED = "finished", _("Finished")
+        FAILED = "failed", _("Failed")
+
+    reason = models.CharField(_("reason"), max_length=200)
+    scope = models.JSONField(_("scope"), default=dict)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED, db_index=True)
+    total = models.PositiveIntegerField(_("use cases"), default=0)
+    done = models.PositiveIntegerField(_("done"), default=0)
+    changed = models.PositiveIntegerField(_("figures changed"), default=0)
+    errors = models.PositiveIntegerField(_("errors"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    currency = currency_field()
+    monthly_cost_before = models.DecimalField(_("monthly cost before"), max_digits=20, decimal_places=2, null=True,
+                                              blank=True)
+    monthly_cost_after = models.DecimalField(_("monthly cost after"), max_digits=20, decimal_places=2, null=True,
+                                             blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("requested by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        get_latest_by = "created_at"
+        verbose_name = _("recompute job")
+        verbose_name_plural = _("recompute jobs")
+        constraints = [
+            models.CheckConstraint(condition=Q(done__lte=models.F("total")), name="recompute_job_done_within_total"),
+        ]
+
+    def __str__(self):
+        return f"{self.reason} ({self.get_status_display()}, {self.done}/{self.total})"
+
+    @property
+    def progress_pct(self) -> int:
+        return 100 if self.total == 0 else int(self.done * 100 / self.total)
+
+    @property
+    def monthly_cost_delta(self):
+        if self.monthly_cost_before is None or self.monthly_cost_after is None:
+            return None
+        return self.monthly_cost_after - self.monthly_cost_before
+
+
+class RecomputeChunk(models.Model):
+    """A chunk of a job, recorded in the transaction that recomputes it: a redelivered
+    chunk is recognised and not counted twice."""
+
+    job = models.ForeignKey(RecomputeJob, on_delete=models.CASCADE, related_name="chunks")
+    first_id = models.BigIntegerField()
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "first_id"], name="recompute_chunk_once_per_job")]
+
+
+class PortfolioSnapshot(models.Model):
+    """Portfolio totals on a day, for trend charts; the nightly job writes one a day."""
+
+    taken_on = models.DateField(_("taken on"), unique=True)
+    taken_at = models.DateTimeField(_("taken at"), auto_now=True)
+    currency = currency_field()
+    use_cases = models.PositiveIntegerField(_("use cases"), default=0)
+    monthly_cost = models.DecimalField(_("monthly cost"), max_digits=20, decimal_places=2, default=0)
+    monthly_benefit = models.DecimalField(_("monthly benefit"), max_digits=20, decimal_places=2, default=0)
+    npv = models.DecimalField(_("NPV"), max_digits=22, decimal_places=2, default=0)
+    by_team = models.JSONField(_("by team"), default=dict)
+    by_stage = models.JSONField(_("by stage"), default=dict)
+    by_model = models.JSONField(_("by model"), default=dict)
+
+    class Meta:
+        ordering = ["-taken_on"]
+        get_latest_by = "taken_on"
+        verbose_name = _("portfolio snapshot")
+        verbose_name_plural = _("portfolio snapshots")
+
+    def __str__(self):
+        return f"Portfolio on {self.taken_on}: {self.monthly_cost} {self.currency}/month"
