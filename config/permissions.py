@@ -1,6 +1,6 @@
 from rest_framework import permissions
 
-from portfolio.selectors import is_portfolio_manager
+from portfolio.selectors import is_portfolio_manager, manages_members
 
 
 class IsManagerOrReadOnly(permissions.BasePermission):
@@ -10,3 +10,26 @@ class IsManagerOrReadOnly(permissions.BasePermission):
         if not request.user or not request.user.is_authenticated:
             return False
         return request.method in permissions.SAFE_METHODS or is_portfolio_manager(request.user)
+
+
+class IsPortfolioManager(permissions.BasePermission):
+    """Portfolio-wide figures (jobs, snapshots) are for portfolio managers and superusers."""
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and is_portfolio_manager(request.user))
+
+
+class IsTeamLeadOrReadOnly(permissions.BasePermission):
+    """Members read their teams' memberships; the team's leads, managers and superusers change them.
+
+    A view that creates asks ``has_object_permission`` about the unsaved membership, so
+    the lead check sees the team named in the request body.
+    """
+
+    def has_permission(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            return False
+        return request.method in permissions.SAFE_METHODS or manages_members(user=request.user)
+
+    def has_object_permission(self, request, view, obj):
+        return request.method in permissions.SAFE_METHODS or manages_members(user=request.user, team=obj.team)

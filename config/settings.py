@@ -131,6 +131,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # --- Domain settings ---------------------------------------------------------------
 REPORTING_CURRENCY = env.str("REPORTING_CURRENCY", default="USD")
 ANNUAL_DISCOUNT_RATE = Decimal(env.str("ANNUAL_DISCOUNT_RATE", default="0.08"))
+# Use cases per recompute chunk: one transaction and one task each.
+RECOMPUTE_CHUNK_SIZE = env.int("RECOMPUTE_CHUNK_SIZE", default=500)
 
 # History is an audit trail: the admin shows it but never reverts through it, since a
 # revert would bypass the services (prices are added, never edited).
@@ -179,6 +181,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing gives up fast: the write that enqueues has already committed its
+# needs_recompute flag, so a broker outage costs a delay (the sweep), never the request.
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Unacknowledged tasks go back to the queue after this many seconds.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
@@ -188,12 +194,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULE = {
     "nightly-portfolio-recompute": {
-        "task": "portfolio.tasks.recompute_portfolio",
+        "task": "portfolio.tasks.nightly_portfolio",
         "schedule": crontab(hour=2, minute=0),
     },
     "recompute-stale-sweep": {
         "task": "portfolio.tasks.recompute_stale",
-        "schedule": 60.0,
+        "schedule": env.float("RECOMPUTE_SWEEP_SECONDS", default=60.0),
     },
 }
 

@@ -7,12 +7,22 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, F, Prefetch, QuerySet, Sum, Value
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, Value
 
-from portfolio import services
-from portfolio.models import MANAGERS_GROUP, Deployment, Membership, ProofOfConcept, Team, UseCase
+from portfolio import costs
+from portfolio.models import (
+    MANAGERS_GROUP,
+    CostSnapshot,
+    Deployment,
+    Membership,
+    PortfolioSnapshot,
+    ProofOfConcept,
+    RecomputeJob,
+    Team,
+    UseCase,
+)
 from pricing import costing
-from pricing.models import LanguageModel
+from pricing.models import LanguageModel, Price
 from pricing.selectors import PriceBook, price_book
 
 User = AbstractBaseUser | AnonymousUser
@@ -92,12 +102,17 @@ def _in_reporting_currency(rows, *, book: PriceBook, currency: str, sums: Sequen
 
 
 def portfolio_summary(*, user: User, currency: str, book: PriceBook | None = None) -> dict[str, Any]:
-    """Totals by team, stage and model in ``currency``, over the use cases ``user`` may see.
+    """Totals by team, stage and model in ``currency``, over the use cases ``user`` may see."""
+    return summarise(use_cases=visible_use_cases(user=user), currency=currency, book=book)
+
+
+def summarise(*, use_cases: QuerySet[UseCase], currency: str, book: PriceBook | None = None) -> dict[str, Any]:
+    """Totals by team, stage and model in ``currency``.
 
     Aggregated by the database, grouped by currency, then converted at the rates in force.
     """
     book = book or price_book()
-    use_cases = visible_use_cases(user=user).order_by()
+    use_cases = use_cases.order_by()
     sums = ["monthly_cost", "monthly_benefit", "npv"]
     aggregates = {name: Sum(name) for name in sums}
 
@@ -176,8 +191,8 @@ def what_if(
         swapped.model = to_model
         if deployment.hosting == Deployment.Hosting.SELF_HOSTED and not to_model.open_weights:
             swapped.hosting = Deployment.Hosting.API
-        current = services.deployment_cost(deployment, book, currency=use_case.currency).monthly_cost
-        projected = services.deployment_cost(swapped, book, currency=use_case.currency).monthly_cost
+        current = costs.deployment_cost(deployment, book, currency=use_case.currency).monthly_cost
+        projected = costs.deployment_cost(swapped, book, currency=use_case.currency).monthly_cost
         if current is None or projected is None:
             unpriced.append(deployment.pk)
             continue
@@ -212,3 +227,47 @@ def what_if(
         "affected_use_cases": list(affected.values()),
         "unpriced_deployments": unpriced,
     }
+
+
+def recompute_jobs() -> QuerySet[RecomputeJob]:
+    return RecomputeJob.objects.select_related("requested_by").order_by("-created_at", "-pk")
+
+
+def portfolio_snapshots() -> QuerySet[PortfolioSnapshot]:
+    return PortfolioSnapshot.objects.order_by("-taken_on")
+
+
+# --- Memberships, snapshots and prices, scoped --------------------------------------------
+
+
+def visible_memberships(*, user: User) -> QuerySet[Membership]:
+    memberships = Membership.objects.select_related("user", "team")
+    if is_portfolio_manager(user):
+        return memberships
+    if not user.is_authenticated:
+        return memberships.none()
+    return memberships.filter(team_id__in=team_ids_of(user))
+
+
+def manages_members(*, user: User, team: Team | None = None) -> bool:
+    """Managers manage every team's members, a lead their own team's (any team's when ``team`` is None)."""
+    if is_portfolio_manager(user):
+        return True
+    if not user.is_authenticated:
+        return False
+    leads = team_ids_of(user, role=Membership.Role.LEAD)
+    return (leads.filter(team_id=team.pk) if team is not None else leads).exists()
+
+
+def visible_cost_snapshots(*, user: User) -> QuerySet[CostSnapshot]:
+    return CostSnapshot.objects.filter(use_case__in=visible_use_cases(user=user).values("pk"))
+
+
+def visible_prices(*, user: User) -> QuerySet[Price]:
+    """Public prices, and the contract prices of the user's teams (of every team for managers)."""
+    prices = Price.objects.select_related("model", "team")
+    if is_portfolio_manager(user):
+        return prices
+    if not user.is_authenticated:
+        return prices.none()
+    return prices.filter(Q(team__isnull=True) | Q(team_id__in=team_ids_of(user)))

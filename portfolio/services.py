@@ -3,26 +3,37 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db.models.functions import Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from portfolio import tasks
-from portfolio.models import CostSnapshot, Deployment, ProofOfConcept, Team, UseCase
+from portfolio import costs, selectors, tasks
+from portfolio.models import (
+    CostSnapshot,
+    Deployment,
+    Membership,
+    PortfolioSnapshot,
+    ProofOfConcept,
+    RecomputeChunk,
+    RecomputeJob,
+    Team,
+    UseCase,
+)
 from pricing import costing
 from pricing.selectors import MissingRate, PriceBook, price_book
 
 logger = logging.getLogger(__name__)
 
-RECOMPUTE_CHUNK_SIZE = 500
 
 
 # --- Recording changes ------------------------------------------------------------------
@@ -196,28 +207,33 @@ def request_recompute(*, use_case_ids: Sequence[int]) -> None:
 
 
 @transaction.atomic
-def flag_use_cases_of_models(*, model_ids: Sequence[int]) -> int:
-    """Flag every use case deployed on these models; the sweep task recomputes them in chunks."""
-    affected = UseCase.objects.filter(deployments__model_id__in=model_ids)
-    count = UseCase.objects.filter(pk__in=affected.values("pk")).update(needs_recompute=True)
-    transaction.on_commit(_enqueue_sweep)
-    return count
+def flag_use_cases_of_models(*, model_ids: Sequence[int], reason: str = "catalogue changed") -> RecomputeJob:
+    """Flag every use case deployed on these models and start a job that recomputes them."""
+    affected = UseCase.objects.filter(deployments__model_id__in=model_ids).values("pk")
+    UseCase.objects.filter(pk__in=affected).update(needs_recompute=True)
+    return start_recompute_job(reason=reason, scope={"model_ids": sorted(set(model_ids))})
 
 
 @transaction.atomic
-def flag_use_cases_in_currencies(*, currencies: Sequence[str]) -> int:
-    """Flag use cases that a change of exchange rate can reprice.
+def flag_self_hosted_use_cases(*, reason: str = "hardware costs changed") -> RecomputeJob:
+    """Flag every use case with a self-hosted deployment (GPU rates, profiles) and start a job."""
+    scope = {"self_hosted": True}
+    UseCase.objects.filter(pk__in=_scope_queryset(scope).values("pk")).update(needs_recompute=True)
+    return start_recompute_job(reason=reason, scope=scope)
+
+
+@transaction.atomic
+def flag_use_cases_in_currencies(*, currencies: Sequence[str], reason: str = "exchange rate changed") -> RecomputeJob:
+    """Flag use cases that a change of exchange rate can reprice, and start a job for them.
 
     A use case in one of these currencies, or one whose deployments are priced in
     them, may convert at the changed rate; flagging a few more than strictly needed
     costs one idempotent recompute each.
     """
-    affected = UseCase.objects.filter(
-        models.Q(currency__in=currencies) | models.Q(deployments__model__prices__currency__in=currencies)
+    UseCase.objects.filter(pk__in=_scope_queryset({"currencies": list(currencies)}).values("pk")).update(
+        needs_recompute=True
     )
-    count = UseCase.objects.filter(pk__in=affected.values("pk")).update(needs_recompute=True)
-    transaction.on_commit(_enqueue_sweep)
-    return count
+    return start_recompute_job(reason=reason, scope={"currencies": sorted(set(currencies))})
 
 
 @transaction.atomic
@@ -271,148 +287,6 @@ def update_poc(*, poc: ProofOfConcept, **fields: Any) -> ProofOfConcept:
 # --- Recompute ---------------------------------------------------------------------------
 
 
-class CostUnavailable(Exception):
-    """A deployment cannot be priced from the catalogue in force."""
-
-
-@dataclass(frozen=True)
-class DeploymentCost:
-    monthly_cost: Decimal | None
-    line: dict[str, Any]
-
-
-def _converted(amount: Decimal, source: str, target: str, book: PriceBook, used: dict[str, Any]) -> Decimal:
-    rate = book.rate(source, target)
-    if rate.id is not None:
-        used["exchange_rate_id"] = rate.id
-    return costing.convert(amount, rate.rate)
-
-
-def _hardware(deployment: Deployment, book: PriceBook, line: dict[str, Any]) -> tuple[costing.GpuRental | costing.OwnedHardware, str]:
-    """The deployment's hardware cost model and the currency it is priced in."""
-    profile = deployment.self_hosting_profile
-    if profile is not None:
-        line["self_hosting_profile_id"] = profile.pk
-        if profile.capex is not None:
-            return (
-                costing.OwnedHardware(
-                    capex=profile.capex,
-                    amortisation_months=profile.amortisation_months,
-                    salvage_ratio=profile.salvage_ratio,
-                    power_monthly_cost=profile.power_monthly_cost,
-                    operations_monthly_cost=profile.operations_monthly_cost,
-                    hours_per_month=profile.hours_per_month,
-                ),
-                profile.currency,
-            )
-        gpu_type, gpu_count, hourly, hours, currency = (
-            profile.gpu_type, profile.gpu_count, profile.gpu_hourly_cost, profile.hours_per_month, profile.currency,
-        )
-    else:
-        gpu_type, gpu_count, hourly, hours, currency = (
-            deployment.gpu_type, deployment.gpu_count, deployment.gpu_hourly_cost,
-            deployment.hours_per_month, deployment.use_case.currency,
-        )
-    if hourly is None:
-        rate = book.gpu_rate(gpu_type)
-        if rate is None:
-            raise CostUnavailable(_("No GPU rate for %(gpu)s in force on %(date)s.") % {"gpu": gpu_type, "date": book.on})
-        hourly, currency = rate.hourly_cost, rate.currency
-        line["gpu_rate_id"] = rate.id
-    return costing.GpuRental(gpu_count=gpu_count, gpu_hourly_cost=hourly, hours_per_month=hours), currency
-
-
-def deployment_cost(deployment: Deployment, book: PriceBook, *, currency: str) -> DeploymentCost:
-    """Monthly cost of one deployment in ``currency``, with the catalogue rows it used."""
-    line: dict[str, Any] = {"deployment_id": deployment.pk, "model": deployment.model.key, "status": deployment.status}
-    fixed = deployment.monthly_fixed_cost
-    try:
-        if deployment.hosting == Deployment.Hosting.SELF_HOSTED:
-            hardware, hardware_currency = _hardware(deployment, book, line)
-            variable = _converted(hardware.monthly_cost(), hardware_currency, currency, book, line)
-        else:
-            price = book.price(deployment.model_id, deployment.use_case.team_id)
-            if price is None:
-                raise CostUnavailable(
-                    _("No price for %(model)s in force on %(date)s.") % {"model": deployment.model.key, "date": book.on}
-                )
-            line["price_id"] = price.id
-            usage = costing.ApiUsage(
-                requests=deployment.requests_per_month,
-                input_tokens=deployment.avg_input_tokens,
-                output_tokens=deployment.avg_output_tokens,
-                cached_ratio=deployment.cached_input_ratio,
-            )
-            variable = _converted(costing.monthly_api_cost(price.token_price, usage), price.currency, currency, book, line)
-    except (CostUnavailable, MissingRate) as error:
-        line["error"] = str(error)
-        return DeploymentCost(monthly_cost=None, line=line)
-    cost = variable + fixed
-    line["monthly_cost"] = str(costing.quantize_money(cost, currency))
-    return DeploymentCost(monthly_cost=cost, line=line)
-
-
-@dataclass(frozen=True)
-class UseCaseFigures:
-    monthly_cost: Decimal
-    monthly_benefit: Decimal
-    roi_pct: Decimal | None
-    npv: Decimal
-    payback_months: int | None
-    deployment_costs: dict[int, Decimal | None]
-    breakdown: list[dict[str, Any]]
-
-    def as_fields(self) -> dict[str, Any]:
-        return {
-            "monthly_cost": self.monthly_cost,
-            "monthly_benefit": self.monthly_benefit,
-            "roi_pct": self.roi_pct,
-            "npv": self.npv,
-            "payback_months": self.payback_months,
-        }
-
-
-def use_case_figures(
-    use_case: UseCase, deployments: Iterable[Deployment], book: PriceBook, *, annual_rate: Decimal
-) -> UseCaseFigures:
-    """Cost, benefit, ROI, NPV and payback of a use case; only active deployments count."""
-    currency = use_case.currency
-    monthly_cost = use_case.monthly_fixed_cost
-    deployment_costs: dict[int, Decimal | None] = {}
-    breakdown = []
-    for deployment in deployments:
-        cost = deployment_cost(deployment, book, currency=currency)
-        deployment_costs[deployment.pk] = (
-            None if cost.monthly_cost is None else costing.quantize_money(cost.monthly_cost, currency)
-        )
-        breakdown.append(cost.line)
-        if deployment.status == Deployment.Status.ACTIVE and cost.monthly_cost is not None:
-            monthly_cost += cost.monthly_cost
-    benefit = costing.monthly_benefit(
-        hours_saved_per_month=use_case.hours_saved_per_month,
-        hourly_rate=use_case.hourly_rate,
-        other_monthly_benefit=use_case.other_monthly_benefit,
-    )
-    appraisal = costing.appraise(
-        costing.Investment(
-            one_time_cost=use_case.one_time_cost,
-            monthly_cost=monthly_cost,
-            monthly_benefit=benefit,
-            horizon_months=use_case.horizon_months,
-        ),
-        annual_rate=annual_rate,
-    )
-    return UseCaseFigures(
-        monthly_cost=costing.quantize_money(monthly_cost, currency),
-        monthly_benefit=costing.quantize_money(benefit, currency),
-        roi_pct=None if appraisal.roi_pct is None else costing.to_cents(appraisal.roi_pct),
-        npv=costing.quantize_money(appraisal.npv, currency),
-        payback_months=appraisal.payback_months,
-        deployment_costs=deployment_costs,
-        breakdown=breakdown,
-    )
-
-
 @dataclass
 class RecomputeResult:
     use_cases: int = 0
@@ -431,8 +305,8 @@ def recompute_use_cases(
     ids = sorted(set(use_case_ids))
     book = price_book(on=on)
     result = RecomputeResult()
-    for start in range(0, len(ids), RECOMPUTE_CHUNK_SIZE):
-        found, changed = _recompute_chunk(ids[start : start + RECOMPUTE_CHUNK_SIZE], book=book, reason=reason)
+    for start in range(0, len(ids), settings.RECOMPUTE_CHUNK_SIZE):
+        found, changed = _recompute_chunk(ids[start : start + settings.RECOMPUTE_CHUNK_SIZE], book=book, reason=reason)
         result.use_cases += found
         result.changed.extend(changed)
     return result
@@ -460,7 +334,7 @@ def _recompute_chunk(use_case_ids: list[int], *, book: PriceBook, reason: str) -
         deployments = list(use_case.deployments.all())
         for deployment in deployments:
             deployment.use_case = use_case  # Already loaded: avoids a query per row.
-        figures = use_case_figures(use_case, deployments, book, annual_rate=annual_rate)
+        figures = costs.use_case_figures(use_case, deployments, book, annual_rate=annual_rate)
         for deployment in deployments:
             cost = figures.deployment_costs[deployment.pk]
             if deployment.monthly_cost != cost or deployment.computed_at is None:
@@ -503,4 +377,229 @@ def recompute_stale(*, limit: int = 10_000) -> RecomputeResult:
 
 
 def recompute_portfolio(*, reason: str = "full recompute") -> RecomputeResult:
-    return recompute_use_cases(use_case_ids=UseCase.objects.values_list("pk", flat=True), reason=reason)
+    """Recompute every use case in-process, chunk by chunk (the demo loader and tests use it)."""
+    result = RecomputeResult()
+    book = price_book()
+    for chunk in _id_chunks(UseCase.objects.all()):
+        found, changed = _recompute_chunk(chunk, book=book, reason=reason)
+        result.use_cases += found
+        result.changed.extend(changed)
+    return result
+
+
+# --- Recompute jobs ----------------------------------------------------------------------
+
+
+def _scope_queryset(scope: dict[str, Any]) -> models.QuerySet[UseCase]:
+    if scope.get("all"):
+        return UseCase.objects.all()
+    if "model_ids" in scope:
+        return UseCase.objects.filter(
+            pk__in=Deployment.objects.filter(model_id__in=scope["model_ids"]).values("use_case_id")
+        )
+    if "currencies" in scope:
+        currencies = scope["currencies"]
+        priced_in = Deployment.objects.filter(model__prices__currency__in=currencies).values("use_case_id")
+        return UseCase.objects.filter(models.Q(currency__in=currencies) | models.Q(pk__in=priced_in))
+    if "use_case_ids" in scope:
+        return UseCase.objects.filter(pk__in=scope["use_case_ids"])
+    if scope.get("self_hosted"):
+        return UseCase.objects.filter(
+            pk__in=Deployment.objects.filter(hosting=Deployment.Hosting.SELF_HOSTED).values("use_case_id")
+        )
+    raise ValueError(f"Unknown recompute scope: {scope!r}")
+
+
+def _id_chunks(queryset: models.QuerySet[UseCase]) -> Iterator[list[int]]:
+    """Ids in ascending chunks, read by keyset so memory stays flat whatever the size."""
+    last = 0
+    while True:
+        chunk = list(
+            queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:settings.RECOMPUTE_CHUNK_SIZE]
+        )
+        if not chunk:
+            return
+        yield chunk
+        last = chunk[-1]
+
+
+def _monthly_cost_total(queryset: models.QuerySet[UseCase], *, currency: str, book: PriceBook) -> Decimal | None:
+    """Monthly cost of these use cases in ``currency``; ``None`` when a rate is missing."""
+    total = Decimal(0)
+    rows = queryset.order_by().values("currency").annotate(cost=models.Sum("monthly_cost"))
+    try:
+        for row in rows:
+            total += (row["cost"] or Decimal(0)) * book.rate(row["currency"], currency).rate
+    except MissingRate:
+        return None
+    return costing.quantize_money(total, currency)
+
+
+def _enqueue_job(job_id: int) -> None:
+    try:
+        tasks.run_recompute_job.delay(job_id)
+    except Exception:  # Any broker failure: the sweep re-enqueues queued jobs.
+        logger.warning("Could not enqueue recompute job %s; left for the sweep.", job_id)
+
+
+@transaction.atomic
+def start_recompute_job(*, reason: str, scope: dict[str, Any], requested_by: Any = None) -> RecomputeJob:
+    """Record a job and queue it once the transaction commits."""
+    job = RecomputeJob.objects.create(
+        reason=reason[:200], scope=scope, requested_by=requested_by, currency=settings.REPORTING_CURRENCY
+    )
+    transaction.on_commit(lambda: _enqueue_job(job.pk))
+    return job
+
+
+def run_recompute_job(*, job_id: int, inline: bool = False) -> RecomputeJob | None:
+    """Fan a job out into chunk tasks (or run them here with ``inline``).
+
+    Safe to run again after a crash: chunks already recomputed are recorded and skipped.
+    """
+    job = RecomputeJob.objects.filter(pk=job_id).first()
+    if job is None or job.status in (RecomputeJob.Status.FINISHED, RecomputeJob.Status.FAILED):
+        return job
+    queryset = _scope_queryset(job.scope)
+    book = price_book()
+    updates: dict[str, Any] = {"status": RecomputeJob.Status.RUNNING, "total": queryset.count()}
+    if job.started_at is None:
+        updates["started_at"] = timezone.now()
+        updates["monthly_cost_before"] = _monthly_cost_total(queryset, currency=job.currency, book=book)
+    RecomputeJob.objects.filter(pk=job.pk).update(**updates)
+    for chunk in _id_chunks(queryset):
+        if inline:
+            recompute_job_chunk(job_id=job.pk, use_case_ids=chunk)
+        else:
+            tasks.recompute_job_chunk.delay(job.pk, chunk)
+    _finish_job_if_done(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def recompute_job_chunk(*, job_id: int, use_case_ids: list[int]) -> int:
+    """Recompute one chunk of a job and count it once; returns how many figures changed."""
+    job = RecomputeJob.objects.filter(pk=job_id).only("pk", "reason").first()
+    if job is None or not use_case_ids:
+        return 0
+    try:
+        with transaction.atomic():
+            _, created = RecomputeChunk.objects.get_or_create(
+                job=job, first_id=min(use_case_ids), defaults={"size": len(use_case_ids)}
+            )
+            if not created:
+                return 0  # Redelivered after it was done.
+            _found, changed = _recompute_chunk(sorted(use_case_ids), book=price_book(), reason=job.reason)
+            RecomputeJob.objects.filter(pk=job_id).update(
+                done=Least(models.F("done") + len(use_case_ids), models.F("total")),
+                changed=models.F("changed") + len(changed),
+            )
+    except DatabaseError as error:
+        RecomputeJob.objects.filter(pk=job_id).update(errors=models.F("errors") + 1, last_error=str(error)[:2000])
+        raise
+    _finish_job_if_done(job_id)
+    return len(changed)
+
+
+def _finish_job_if_done(job_id: int) -> None:
+    finished = RecomputeJob.objects.filter(
+        pk=job_id, status=RecomputeJob.Status.RUNNING, done__gte=models.F("total")
+    ).update(status=RecomputeJob.Status.FINISHED, finished_at=timezone.now())
+    if not finished:
+        return
+    job = RecomputeJob.objects.get(pk=job_id)
+    job.monthly_cost_after = _monthly_cost_total(_scope_queryset(job.scope), currency=job.currency, book=price_book())
+    job.save(update_fields=["monthly_cost_after"])
+    if job.scope.get("snapshot"):
+        take_portfolio_snapshot()
+
+
+def requeue_lost_jobs(*, older_than_seconds: int = 60) -> int:
+    """Re-enqueue jobs still queued a while after creation (their enqueue failed)."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=older_than_seconds)
+    ids = list(
+        RecomputeJob.objects.filter(status=RecomputeJob.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)
+    )
+    for job_id in ids:
+        _enqueue_job(job_id)
+    return len(ids)
+
+
+# --- Portfolio snapshots -------------------------------------------------------------------
+
+
+@transaction.atomic
+def take_portfolio_snapshot(*, on: datetime.date | None = None) -> PortfolioSnapshot:
+    """Store today's portfolio totals by team, stage and model; taken again, it is replaced."""
+    on = on or timezone.localdate()
+    summary = selectors.summarise(use_cases=UseCase.objects.all(), currency=settings.REPORTING_CURRENCY)
+    totals = summary["totals"]
+    snapshot, _ = PortfolioSnapshot.objects.update_or_create(
+        taken_on=on,
+        defaults={
+            "currency": summary["currency"],
+            "use_cases": totals["count"],
+            "monthly_cost": totals["monthly_cost"],
+            "monthly_benefit": totals["monthly_benefit"],
+            "npv": totals["npv"],
+            "by_team": _json_money(summary["by_team"]),
+            "by_stage": _json_money(summary["by_stage"]),
+            "by_model": _json_money(summary["by_model"]),
+        },
+    )
+    return snapshot
+
+
+def _json_money(groups: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {key: {name: str(value) if isinstance(value, Decimal) else value for name, value in row.items()}
+            for key, row in groups.items()}
+
+
+# --- Team memberships ----------------------------------------------------------------------
+
+
+def _lock_team(team_id: int) -> None:
+    # One membership change per team at a time, so two leads demoting each other at
+    # once cannot leave the team without a lead.
+    Team.objects.select_for_update().only("pk").get(pk=team_id)
+
+
+def _refuse_removing_last_lead(membership: Membership) -> None:
+    was_lead = Membership.objects.filter(pk=membership.pk, role=Membership.Role.LEAD).exists()
+    other_leads = Membership.objects.filter(team_id=membership.team_id, role=Membership.Role.LEAD).exclude(
+        pk=membership.pk
+    )
+    if was_lead and not other_leads.exists():
+        raise ValidationError({"role": _("A team keeps at least one lead: make another member lead first.")})
+
+
+@transaction.atomic
+def add_member(*, team: Team, user: AbstractBaseUser, role: str = Membership.Role.MEMBER) -> Membership:
+    _lock_team(team.pk)
+    membership = Membership(team=team, user=user, role=role)
+    membership.full_clean()
+    try:
+        with transaction.atomic():
+            membership.save()
+    except IntegrityError:  # Added concurrently by someone else: the constraint kept one.
+        raise ValidationError({"user": _("This user is already a member of the team.")}) from None
+    return membership
+
+
+@transaction.atomic
+def change_role(*, membership: Membership, role: str) -> Membership:
+    _lock_team(membership.team_id)
+    membership.role = role
+    membership.full_clean()
+    if role != Membership.Role.LEAD:
+        _refuse_removing_last_lead(membership)
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, membership: Membership) -> None:
+    """Take a user out of a team; the team's last lead stays."""
+    _lock_team(membership.team_id)
+    _refuse_removing_last_lead(membership)
+    membership.delete()

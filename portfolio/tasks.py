@@ -1,11 +1,17 @@
 """Celery tasks: thin, idempotent wrappers around services that take ids."""
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_ready
 from django.db import OperationalError
 
 from portfolio import services
 
+logger = logging.getLogger(__name__)
+
+# Transient database errors are retried with backoff; everything else fails loudly.
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5, "acks_late": True}
 
 
@@ -17,10 +23,32 @@ def recompute_use_case(use_case_id: int) -> bool:
 
 
 @shared_task(**RETRY)
+def run_recompute_job(job_id: int) -> None:
+    services.run_recompute_job(job_id=job_id)
+
+
+@shared_task(**RETRY)
+def recompute_job_chunk(job_id: int, use_case_ids: list[int]) -> int:
+    return services.recompute_job_chunk(job_id=job_id, use_case_ids=use_case_ids)
+
+
+@shared_task(**RETRY)
 def recompute_stale() -> int:
+    """The sweep: recompute what is still flagged and re-enqueue jobs whose enqueue was lost."""
+    services.requeue_lost_jobs()
     return services.recompute_stale().use_cases
 
 
 @shared_task(**RETRY)
-def recompute_portfolio() -> int:
-    return services.recompute_portfolio(reason="nightly recompute").use_cases
+def nightly_portfolio() -> int:
+    """Recompute the whole portfolio, then store the day's portfolio snapshot."""
+    return services.start_recompute_job(reason="nightly recompute", scope={"all": True, "snapshot": True}).pk
+
+
+@worker_ready.connect
+def sweep_on_worker_start(sender, **kwargs) -> None:
+    # Whatever changed while no worker was running is picked up at once.
+    try:
+        recompute_stale.delay()
+    except Exception:
+        logger.warning("Could not enqueue the start-up sweep; the periodic one will run.")

@@ -89,8 +89,19 @@ class ExchangeRateAdmin(admin.ModelAdmin):
 
 @admin.register(GpuRate)
 class GpuRateAdmin(admin.ModelAdmin):
+    """Effective-dated like token prices: a new rate supersedes the old one from its date."""
+
     list_display = ["gpu_type", "hourly_cost", "currency", "effective_from", "source"]
     list_filter = ["gpu_type", "currency"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        saved = services.add_gpu_rate(**{field: form.cleaned_data[field] for field in (
+            "gpu_type", "hourly_cost", "currency", "effective_from", "source",
+        )})
+        obj.pk, obj.created_at = saved.pk, saved.created_at
 
 
 @admin.register(SelfHostingProfile)
@@ -105,3 +116,6 @@ class SelfHostingProfileAdmin(admin.ModelAdmin):
                                           "operations_monthly_cost"]}),
         (_("Performance"), {"fields": ["throughput_tokens_per_s", "utilisation"]}),
     ]
+
+    def save_model(self, request, obj, form, change):
+        services.save_self_hosting_profile(profile=obj)

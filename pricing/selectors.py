@@ -145,3 +145,7 @@ def price_history(*, model: LanguageModel) -> QuerySet[Price]:
 def list_models() -> QuerySet[LanguageModel]:
     return LanguageModel.objects.select_related("provider", "licence")
 
+
+def list_exchange_rates() -> QuerySet[ExchangeRate]:
+    return ExchangeRate.objects.order_by("base", "quote", "-as_of", "pk")
+

@@ -16,7 +16,7 @@ from simple_history.utils import bulk_create_with_history
 
 from portfolio import services as portfolio_services
 from portfolio.models import Team
-from pricing.models import ExchangeRate, LanguageModel, Licence, Price, Provider, currency_validator
+from pricing.models import ExchangeRate, GpuRate, SelfHostingProfile, LanguageModel, Licence, Price, Provider, currency_validator
 
 
 @transaction.atomic
@@ -46,8 +46,32 @@ def add_price(
     )
     price.full_clean()
     price.save()
-    portfolio_services.flag_use_cases_of_models(model_ids=[model.pk])
+    scope = f" for {team.slug}" if team is not None else ""
+    portfolio_services.flag_use_cases_of_models(
+        model_ids=[model.pk], reason=f"New price of {model.key}{scope} from {effective_from}"
+    )
     return price
+
+
+@transaction.atomic
+def add_gpu_rate(
+    *, gpu_type: str, hourly_cost: Decimal, effective_from: datetime.date, currency: str = "USD", source: str = ""
+) -> GpuRate:
+    """Add a GPU-hour price from its date, and reprice self-hosted deployments."""
+    rate = GpuRate(gpu_type=gpu_type, hourly_cost=hourly_cost, currency=currency, effective_from=effective_from,
+                   source=source)
+    rate.full_clean()
+    rate.save()
+    portfolio_services.flag_self_hosted_use_cases(reason=f"New {gpu_type} GPU rate from {effective_from}")
+    return rate
+
+
+@transaction.atomic
+def save_self_hosting_profile(*, profile: SelfHostingProfile) -> SelfHostingProfile:
+    profile.full_clean()
+    profile.save()
+    portfolio_services.flag_self_hosted_use_cases(reason=f"Self-hosting profile {profile.name} changed")
+    return profile
 
 
 @transaction.atomic
@@ -55,7 +79,9 @@ def add_exchange_rate(*, base: str, quote: str, rate: Decimal, as_of: datetime.d
     exchange_rate = ExchangeRate(base=base, quote=quote, rate=rate, as_of=as_of, source=source)
     exchange_rate.full_clean()
     exchange_rate.save()
-    portfolio_services.flag_use_cases_in_currencies(currencies=[base, quote])
+    portfolio_services.flag_use_cases_in_currencies(
+        currencies=[base, quote], reason=f"New {base}/{quote} rate from {as_of}"
+    )
     return exchange_rate
 
 
@@ -399,7 +425,7 @@ def import_prices(
     # A licence change reprices nothing but moves the licensing checks, so its users are flagged too.
     affected = {price.model_id for price in prices} | licence_changes.keys()
     if affected:
-        portfolio_services.flag_use_cases_of_models(model_ids=sorted(affected))
+        portfolio_services.flag_use_cases_of_models(model_ids=sorted(affected), reason="Price file imported")
     return report
 
 

@@ -2,7 +2,16 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from portfolio import selectors
-from portfolio.models import CostSnapshot, Deployment, Membership, ProofOfConcept, Team, UseCase
+from portfolio.models import (
+    CostSnapshot,
+    Deployment,
+    Membership,
+    PortfolioSnapshot,
+    ProofOfConcept,
+    RecomputeJob,
+    Team,
+    UseCase,
+)
 from pricing.models import LanguageModel
 
 MAX_BULK_ROWS = 1000
@@ -25,6 +34,19 @@ class MembershipSerializer(serializers.ModelSerializer):
         model = Membership
         fields = ["id", "user", "team", "role", "created_at"]
         read_only_fields = ["id", "created_at"]
+        # One membership per user and team is checked by the service, with the model's message.
+        validators = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            # Only the caller's teams can be named; others read as "does not exist".
+            self.fields["team"].queryset = selectors.visible_teams(user=request.user)
+        if self.instance is not None:
+            # A membership changes role only; moving someone is a removal and an addition.
+            self.fields["user"].read_only = True
+            self.fields["team"].read_only = True
 
 
 COMPUTED_USE_CASE_FIELDS = ["monthly_cost", "monthly_benefit", "roi_pct", "npv", "payback_months",
@@ -137,3 +159,24 @@ class WhatIfSerializer(serializers.Serializer):
         if attrs["from_model"] == attrs["to_model"]:
             raise serializers.ValidationError({"to_model": "Choose a model other than the one being replaced."})
         return attrs
+
+
+class RecomputeJobSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress_pct = serializers.IntegerField(read_only=True)
+    monthly_cost_delta = serializers.DecimalField(max_digits=21, decimal_places=2, read_only=True, allow_null=True)
+
+    class Meta:
+        model = RecomputeJob
+        fields = ["id", "reason", "scope", "status", "total", "done", "progress_pct", "changed", "errors",
+                  "last_error", "currency", "monthly_cost_before", "monthly_cost_after", "monthly_cost_delta",
+                  "requested_by", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
+class PortfolioSnapshotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PortfolioSnapshot
+        fields = ["id", "taken_on", "taken_at", "currency", "use_cases", "monthly_cost", "monthly_benefit", "npv",
+                  "by_team", "by_stage", "by_model"]
+        read_only_fields = fields

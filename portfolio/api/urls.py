@@ -5,10 +5,13 @@ from portfolio.api import views
 
 router = SimpleRouter()
 router.register("teams", views.TeamViewSet, basename="team")
+router.register("memberships", views.MembershipViewSet, basename="membership")
 router.register("use-cases", views.UseCaseViewSet, basename="use-case")
 router.register("deployments", views.DeploymentViewSet, basename="deployment")
 router.register("pocs", views.ProofOfConceptViewSet, basename="poc")
 router.register("cost-snapshots", views.CostSnapshotViewSet, basename="cost-snapshot")
+router.register("snapshots", views.PortfolioSnapshotViewSet, basename="snapshot")
+router.register("jobs", views.RecomputeJobViewSet, basename="job")
 
 urlpatterns = [
     path("use-cases/bulk/", views.UseCaseBulkUpsertView.as_view(), name="use-case-bulk"),

@@ -6,26 +6,29 @@ from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, permissions, serializers, status, viewsets
+from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import decimals_as_strings
-from config.permissions import IsManagerOrReadOnly
+from config.permissions import IsManagerOrReadOnly, IsPortfolioManager, IsTeamLeadOrReadOnly
 from portfolio import selectors, services
 from portfolio.api.serializers import (
     MAX_BULK_ROWS,
+    PortfolioSnapshotSerializer,
+    RecomputeJobSerializer,
     BulkUseCaseRowSerializer,
     CostSnapshotSerializer,
     DeploymentSerializer,
+    MembershipSerializer,
     ProofOfConceptSerializer,
     SyncUseCaseSerializer,
     TeamSerializer,
     UseCaseSerializer,
     WhatIfSerializer,
 )
-from portfolio.models import CostSnapshot, Deployment, ProofOfConcept, UseCase
+from portfolio.models import CostSnapshot, Deployment, Membership, ProofOfConcept, UseCase
 from pricing.models import currency_validator
 
 
@@ -81,6 +84,47 @@ class TeamViewSet(viewsets.ModelViewSet):
         if instance.use_cases.exists():
             raise exceptions.ValidationError({"detail": "The team still has use cases; move or delete them first."})
         instance.delete()
+
+
+class MembershipFilter(filters.FilterSet):
+    team = filters.CharFilter(field_name="team__slug")
+    user = filters.CharFilter(field_name="user__username")
+
+    class Meta:
+        model = Membership
+        fields = ["team", "user", "role"]
+
+
+class MembershipViewSet(viewsets.ModelViewSet):
+    """Who is in your teams. A team's leads add members, change their role and remove them."""
+
+    serializer_class = MembershipSerializer
+    permission_classes = [IsTeamLeadOrReadOnly]
+    filterset_class = MembershipFilter
+    search_fields = ["user__username", "team__name"]
+    ordering_fields = ["created_at", "role"]
+    ordering = ["team__name", "user__username", "pk"]
+
+    def get_queryset(self):
+        return selectors.visible_memberships(user=self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self.check_object_permissions(request, Membership(**serializer.validated_data))
+        membership = services.add_member(**serializer.validated_data)
+        return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, partial=False, **kwargs):
+        membership = self.get_object()
+        serializer = self.get_serializer(membership, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        role = serializer.validated_data.get("role", membership.role)
+        return Response(self.get_serializer(services.change_role(membership=membership, role=role)).data)
+
+    def destroy(self, request, *args, **kwargs):
+        services.remove_member(membership=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class UseCaseFilter(filters.FilterSet):
@@ -282,9 +326,7 @@ class CostSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["created_at"]
 
     def get_queryset(self):
-        return CostSnapshot.objects.filter(
-            use_case__in=selectors.visible_use_cases(user=self.request.user).values("pk")
-        ).order_by("-created_at", "-pk")
+        return selectors.visible_cost_snapshots(user=self.request.user).order_by("-created_at", "-pk")
 
 
 class CurrencySerializer(serializers.Serializer):
@@ -330,3 +372,34 @@ class RevokeTokenView(APIView):
     def delete(self, request):
         Token.objects.filter(user=request.user).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RecomputeJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Recompute jobs with their progress; ``POST`` starts a recompute of the whole portfolio."""
+
+    serializer_class = RecomputeJobSerializer
+    permission_classes = [IsPortfolioManager]
+    filterset_fields = ["status"]
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self):
+        return selectors.recompute_jobs()
+
+    @extend_schema(request=None, responses={201: RecomputeJobSerializer})
+    def create(self, request, *args, **kwargs):
+        job = services.start_recompute_job(
+            reason="Full recompute requested", scope={"all": True}, requested_by=request.user
+        )
+        return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class PortfolioSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
+    """Daily portfolio totals by team, stage and model, for trend charts."""
+
+    serializer_class = PortfolioSnapshotSerializer
+    permission_classes = [IsPortfolioManager]
+    filterset_fields = {"taken_on": ["gte", "lte"]}
+    ordering_fields = ["taken_on"]
+
+    def get_queryset(self):
+        return selectors.portfolio_snapshots()

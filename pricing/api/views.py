@@ -3,6 +3,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
 from config.permissions import IsManagerOrReadOnly
+from portfolio import selectors as portfolio_selectors
 from pricing import selectors, services
 from pricing.api.serializers import (
     CreatePriceSerializer,
@@ -32,6 +33,8 @@ class PriceFilter(filters.FilterSet):
     team = filters.CharFilter(field_name="team__slug")
     effective_from_after = filters.DateFilter(field_name="effective_from", lookup_expr="gte")
     effective_from_before = filters.DateFilter(field_name="effective_from", lookup_expr="lte")
+    # Prices are never edited, so a row's creation is its last change.
+    updated_since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Price
@@ -46,7 +49,8 @@ class PriceViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["effective_from", "created_at"]
 
     def get_queryset(self):
-        return Price.objects.select_related("model", "team").order_by("model__key", "-effective_from", "pk")
+        # Contract prices are the team's business: others see public prices only.
+        return portfolio_selectors.visible_prices(user=self.request.user).order_by("model__key", "-effective_from", "pk")
 
     def get_serializer_class(self):
         return CreatePriceSerializer if self.action == "create" else PriceSerializer
@@ -58,14 +62,25 @@ class PriceViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return Response(PriceSerializer(price).data, status=status.HTTP_201_CREATED)
 
 
+class ExchangeRateFilter(filters.FilterSet):
+    # Rates are never edited, so a row's creation is its last change.
+    updated_since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = ExchangeRate
+        fields = ["base", "quote"]
+
+
 class ExchangeRateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Exchange rates by date. Never edited: a newer rate for the pair supersedes the old one."""
+
     permission_classes = [IsManagerOrReadOnly]
     serializer_class = ExchangeRateSerializer
-    filterset_fields = ["base", "quote"]
+    filterset_class = ExchangeRateFilter
     ordering_fields = ["as_of"]
 
     def get_queryset(self):
-        return ExchangeRate.objects.order_by("base", "quote", "-as_of")
+        return selectors.list_exchange_rates()
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -1,10 +1,17 @@
-"""A real Celery worker, on the configured broker, sharing the test database."""
+"""Real Celery processes on the configured broker, sharing the test database.
+
+These tests need PostgreSQL (a second process must see the test database) and a
+broker: run them with DATABASE_URL and CELERY_BROKER_URL set, as ``.ci/run`` does.
+"""
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import pytest
 from django.conf import settings
@@ -33,27 +40,107 @@ def _database_url() -> str:
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+class CeleryProcess:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str]):
+        self.log = log
+        with log.open("w") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "config", *args], cwd=ROOT, env=env,
+                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def children(self) -> list[int]:
+        result = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in result.stdout.split()]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
 @pytest.fixture
-def celery_worker(tmp_path):
+def celery_env():
     if not settings.CELERY_BROKER_URL:
         pytest.fail("Worker tests need a broker: set CELERY_BROKER_URL=redis://…")
+    return os.environ | {"DJANGO_SETTINGS_MODULE": "config.test_settings", "DATABASE_URL": _database_url()}
+
+
+@pytest.fixture
+def start_worker(tmp_path, celery_env):
+    """Start a worker; ``pool="prefork"`` gives it a child process that a test can kill."""
     celery_app.control.purge()
-    log = tmp_path / "worker.log"
-    env = os.environ | {"DJANGO_SETTINGS_MODULE": "config.test_settings", "DATABASE_URL": _database_url()}
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
-             "--without-gossip", "--without-mingle", "--hostname", f"test-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+    started: list[CeleryProcess] = []
+
+    def start(*, pool: str = "solo", **env: str) -> CeleryProcess:
+        worker = CeleryProcess(
+            ["worker", f"--pool={pool}", "--concurrency=1", "--loglevel=INFO", "--without-gossip",
+             "--without-mingle", "--hostname", f"test-{os.getpid()}-{len(started)}@%h"],
+            tmp_path / f"worker-{len(started)}.log", celery_env | env,
         )
-    try:
-        if not wait_until(lambda: "ready" in log.read_text(), timeout=30):
-            pytest.fail(f"The Celery worker did not start:\n{log.read_text()}")
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        print(log.read_text())
+        started.append(worker)
+        if not wait_until(lambda: "ready" in worker.output, timeout=30):
+            pytest.fail(f"The Celery worker did not start:\n{worker.output}")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+        print(worker.output[-5000:])
+
+
+@pytest.fixture
+def celery_worker(start_worker):
+    return start_worker()
+
+
+@pytest.fixture
+def celery_beat(tmp_path, celery_env):
+    """The scheduler, with the stale sweep every two seconds."""
+    beat = CeleryProcess(
+        ["beat", "--loglevel=INFO", "--schedule", str(tmp_path / "beat-schedule")],
+        tmp_path / "beat.log", celery_env | {"RECOMPUTE_SWEEP_SECONDS": "2"},
+    )
+    yield beat
+    beat.stop()
+    print(beat.output[-3000:])
+
+
+@pytest.fixture
+def redis_control():
+    """Stop and start the broker's Redis server (restored after the test whatever happens)."""
+    url = urlparse(settings.CELERY_BROKER_URL)
+    if url.scheme != "redis" or url.hostname not in ("127.0.0.1", "localhost"):
+        pytest.fail("The Redis outage test needs a local Redis broker.")
+    port = str(url.port or 6379)
+    redis_cli = shutil.which("redis-cli")
+    redis_server = shutil.which("redis-server")
+
+    def ping() -> bool:
+        return subprocess.run([redis_cli, "-p", port, "ping"], capture_output=True).returncode == 0
+
+    class Control:
+        def stop(self) -> None:
+            subprocess.run([redis_cli, "-p", port, "shutdown", "nosave"], capture_output=True)
+            assert wait_until(lambda: not ping(), timeout=10), "Redis did not stop"
+
+        def start(self) -> None:
+            if ping():
+                return
+            Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
+            subprocess.run([redis_server, "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", port,
+                            "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis"], check=True)
+            assert wait_until(ping, timeout=10), "Redis did not start"
+
+    control = Control()
+    yield control
+    control.start()

@@ -1,12 +1,16 @@
 """The recompute pipeline end to end: real worker, real Redis, real PostgreSQL."""
 import datetime
+import os
+import signal
+import time
 from decimal import Decimal
 
 import pytest
 
 from portfolio import services
-from portfolio.models import CostSnapshot, UseCase
+from portfolio.models import CostSnapshot, RecomputeJob, UseCase
 from pricing import services as pricing_services
+from tests.factories import DeploymentFactory, UseCaseFactory
 from tests.integration.conftest import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -42,3 +46,46 @@ def test_a_new_price_reprices_every_affected_use_case(celery_worker, team, gpt4o
     latest = CostSnapshot.objects.filter(use_case=on_gpt4o[0]).latest()
     assert (latest.previous_monthly_cost, latest.monthly_cost) == (Decimal("5500.00"), Decimal("4400.00"))
     assert computed(on_llama.pk, "725.00")
+    job = wait_until(lambda: RecomputeJob.objects.filter(status="finished", scope__model_ids=[gpt4o.pk]).first(),
+                     timeout=30)
+    assert (job.total, job.changed, job.monthly_cost_delta) == (3, 3, Decimal("-3300.00"))
+
+
+def test_nothing_is_lost_while_redis_is_down(redis_control, start_worker, celery_beat, team, gpt4o):
+    start_worker()
+    redis_control.stop()
+    slowest = 0.0
+    created = []
+    for n in range(20):
+        started = time.monotonic()
+        use_case = services.create_use_case(team=team, title=f"Written during the outage {n}",
+                                            other_monthly_benefit=Decimal(n))
+        slowest = max(slowest, time.monotonic() - started)
+        created.append(use_case)
+    assert slowest < 1.5, f"a write took {slowest:.2f}s while the broker was down"
+    assert UseCase.objects.filter(needs_recompute=True).count() == 20
+
+    redis_control.start()
+
+    assert wait_until(lambda: not UseCase.objects.filter(needs_recompute=True).exists(), timeout=60)
+    assert UseCase.objects.get(pk=created[7].pk).monthly_benefit == Decimal("7.00")
+
+
+def test_a_worker_process_killed_mid_job_loses_nothing(start_worker, team, gpt4o):
+    count = 1500
+    for use_case in UseCaseFactory.create_batch(count, team=team):
+        DeploymentFactory(use_case=use_case, model=gpt4o, **SUPPORT_BOT)
+    worker = start_worker(pool="prefork", RECOMPUTE_CHUNK_SIZE="25")
+    job = services.start_recompute_job(reason="interrupted", scope={"all": True})
+
+    assert wait_until(lambda: RecomputeJob.objects.get(pk=job.pk).done > 0, timeout=60)
+    for child in worker.children():
+        os.kill(child, signal.SIGKILL)
+
+    finished = wait_until(lambda: RecomputeJob.objects.get(pk=job.pk).status == "finished", timeout=120)
+    job.refresh_from_db()
+    assert finished, f"job stuck at {job.done}/{job.total}"
+    assert "WorkerLostError" in worker.output, "the kill landed while a chunk was running"
+    assert (job.done, job.total) == (count, count)
+    assert not UseCase.objects.filter(needs_recompute=True).exists()
+    assert set(UseCase.objects.values_list("monthly_cost", flat=True)) == {Decimal("5500.00")}

@@ -5,10 +5,18 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from portfolio import services
-from portfolio.models import CostSnapshot, Deployment, UseCase
+from portfolio.models import CostSnapshot, Deployment, Membership, UseCase
 from pricing.models import ExchangeRate, Price
 from pricing.selectors import price_book
-from tests.factories import DeploymentFactory, ExchangeRateFactory, GpuRateFactory, PriceFactory, UseCaseFactory
+from tests.factories import (
+    DeploymentFactory,
+    ExchangeRateFactory,
+    GpuRateFactory,
+    MembershipFactory,
+    PriceFactory,
+    UseCaseFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -344,3 +352,37 @@ def test_exchange_rate_factory_is_usable_for_other_pairs():
     rate = ExchangeRateFactory(base="EUR", quote="USD", rate=Decimal("1.08"))
     assert price_book().rate("USD", "EUR").rate == Decimal(1) / Decimal("1.08")
     assert rate.pk
+
+
+def test_add_member_refuses_a_second_membership_in_the_same_team(team, member):
+    with pytest.raises(ValidationError):
+        services.add_member(team=team, user=member, role=Membership.Role.LEAD)
+    assert Membership.objects.get(user=member).role == Membership.Role.MEMBER
+
+
+def test_the_last_lead_can_be_neither_demoted_nor_removed(team):
+    lead = MembershipFactory(team=team, role=Membership.Role.LEAD)
+
+    with pytest.raises(ValidationError) as demoted:
+        services.change_role(membership=lead, role=Membership.Role.MEMBER)
+    with pytest.raises(ValidationError):
+        services.remove_member(membership=lead)
+
+    assert "role" in demoted.value.message_dict
+    assert Membership.objects.get(pk=lead.pk).role == Membership.Role.LEAD
+
+
+def test_a_lead_steps_down_once_another_member_leads(team, member):
+    lead = MembershipFactory(team=team, role=Membership.Role.LEAD)
+    services.change_role(membership=Membership.objects.get(user=member), role=Membership.Role.LEAD)
+
+    services.remove_member(membership=lead)
+
+    assert list(team.memberships.values_list("user__username", "role")) == [("alice", "lead")]
+
+
+def test_change_role_refuses_an_unknown_role(team):
+    membership = services.add_member(team=team, user=UserFactory())
+    with pytest.raises(ValidationError) as error:
+        services.change_role(membership=membership, role="owner")
+    assert "role" in error.value.message_dict

@@ -26,10 +26,9 @@ def test_recompute_use_case_task_tolerates_a_deleted_row():
     assert tasks.recompute_use_case(424242) is False
 
 
-def test_stale_sweep_and_full_recompute_tasks(team):
+def test_stale_sweep_task(team):
     UseCaseFactory(team=team, needs_recompute=True)
     UseCaseFactory(team=team, needs_recompute=False)
 
     assert tasks.recompute_stale() == 1
-    assert tasks.recompute_portfolio() == 2
     assert not UseCase.objects.filter(needs_recompute=True).exists()
