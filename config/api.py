@@ -1,28 +1,269 @@
 """REST framework glue shared by every API view."""
+import datetime
+import functools
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
+import django_filters
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework.exceptions import ValidationError
+from django.http import QueryDict
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from rest_framework import exceptions, filters, parsers, serializers, status
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
+from rest_framework.settings import ISO_8601, api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portfolio.governance import GateRefused
 from pricing.selectors import MissingRate
 
 
 def exception_handler(exc, context):
     # Services raise Django's ValidationError; the API answers it as a 400 with field errors.
     if isinstance(exc, DjangoValidationError):
-        exc = ValidationError(as_serializer_error(exc))
+        errors = as_serializer_error(exc)
+        # Model-wide errors (constraints, clean()) read as a serializer's non-field errors.
+        if NON_FIELD_ERRORS in errors:
+            errors[api_settings.NON_FIELD_ERRORS_KEY] = errors.pop(NON_FIELD_ERRORS)
+        exc = ValidationError(errors)
     elif isinstance(exc, MissingRate):
         exc = ValidationError({"currency": [str(exc)]})
+    elif isinstance(exc, GateRefused):
+        # A refused stage gate is a conflict with the record's state, listing what blocks it.
+        return Response(exc.as_data(), status=status.HTTP_409_CONFLICT)
     return drf_exception_handler(exc, context)
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The record changed since you read it: fetch it again and retry."
+    default_code = "precondition_failed"
+
+
+def etag_of(instance) -> str:
+    """A row's version tag: its ``version`` counter, else its ``updated_at``, else a digest of its columns."""
+    if hasattr(instance, "version"):
+        return f'"{instance.pk}-{instance.version}"'
+    if hasattr(instance, "updated_at"):
+        stamp = instance.updated_at.isoformat()
+    else:  # No change stamp: any change alters one of the columns.
+        stamp = repr([getattr(instance, field.attname) for field in instance._meta.concrete_fields])
+    return f'"{hashlib.sha1(f"{instance.pk}:{stamp}".encode()).hexdigest()[:16]}"'
+
+
+def check_if_match(request, instance) -> None:
+    """412 when the write's ``If-Match`` names another version of the record."""
+    header = request.headers.get("If-Match")
+    if header and header.strip() != "*" and etag_of(instance) not in [tag.strip() for tag in header.split(",")]:
+        raise PreconditionFailed()
+
+
+class ETagMixin:
+    """``ETag`` on detail and write responses; ``If-Match`` honoured on writes."""
+
+    def retrieve(self, request, *args, **kwargs):
+        instance = self.get_object()
+        response = Response(self.get_serializer(instance).data)
+        response["ETag"] = etag_of(instance)
+        return response
+
+    def written(self, instance, *, created: bool = False) -> Response:
+        instance.refresh_from_db()
+        response = Response(self.get_serializer(instance).data, status=201 if created else 200)
+        response["ETag"] = etag_of(instance)
+        return response
 
 
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = (
+                    f"Results per page: {self.page_size} by default, at most {self.max_page_size} "
+                    f"(a larger number gives {self.max_page_size})."
+                )
+        return parameters
+
+
+class IdFilter(django_filters.NumberFilter):
+    """Filters by a row's id: a whole number within the id column's range, else a 400.
+
+    Not a choice among rows: another team's id filters to nothing, as an id that does not
+    exist does, so the answer tells nothing about other teams' records.
+    """
+
+    field_class = forms.IntegerField
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=1, max_value=2**63 - 1, **kwargs)
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+class RefuseNulMixin:
+    """Refuses text holding NUL characters, which PostgreSQL cannot store, with a 400.
+
+    Checked once on the parsed body, so no field (a slug looked up in the database, a
+    key of a JSON object) can carry one to the database. Uploaded files are not text.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parsed = super().parse(stream, media_type, parser_context)
+        data = parsed.data if isinstance(parsed, parsers.DataAndFiles) else parsed
+        if _has_nul(dict(data.lists()) if isinstance(data, QueryDict) else data):
+            raise ParseError("Text may not contain NUL (\\u0000) characters.")
+        return parsed
+
+
+class JSONParser(RefuseNulMixin, parsers.JSONParser):
+    pass
+
+
+class FormParser(RefuseNulMixin, parsers.FormParser):
+    pass
+
+
+class MultiPartParser(RefuseNulMixin, parsers.MultiPartParser):
+    pass
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            # ISO 8601 allows offsets PostgreSQL refuses (beyond ±15:59): compare in UTC.
+            return value.astimezone(datetime.UTC)
+        except OverflowError:  # Before the year 1, once in UTC.
+            raise forms.ValidationError("Give a time between the years 1 and 9999.", code="invalid") from None
+
+
+class UpdatedSinceFilter(django_filters.IsoDateTimeFilter):
+    """``updated_since``: the rows changed at or after an ISO 8601 time, for incremental pulls."""
+
+    field_class = UtcIsoDateTimeField
+
+    def __init__(self, *, field_name: str = "updated_at", **kwargs):
+        super().__init__(field_name=field_name, lookup_expr="gte", **kwargs)
+
+
+class OrderingFilter(filters.OrderingFilter):
+    """DRF's ``ordering``, with the fields each list sorts by written into the schema."""
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        fields = getattr(view, "ordering_fields", None)
+        if not isinstance(fields, list | tuple):
+            return parameters
+        for parameter in parameters:
+            if parameter["name"] == self.ordering_param:
+                parameter["description"] = (
+                    f"Sort by {', '.join(fields)}; a leading - sorts descending, and a comma separates "
+                    "several fields (e.g. -updated_at,title)."
+                )
+        return parameters
+
+
+# Fields whose representation of a column value is the value itself (str(), int(), bool()).
+_PLAIN_FIELDS = (serializers.CharField, serializers.IntegerField, serializers.BooleanField, serializers.ChoiceField)
+
+
+@dataclass(frozen=True)
+class ValuesRepresentation:
+    """Rows of ``values_list(*columns)`` shown exactly as a ``ModelSerializer`` shows the instances.
+
+    A list page of hundreds of rows spends most of its time building model instances and
+    running every field's ``to_representation``; reading tuples and converting only the
+    decimals and datetimes gives the same JSON at a fraction of the cost. Only field kinds
+    whose output is reproduced exactly are accepted: ``of()`` answers ``None`` for any
+    other serializer, and the view keeps the serializer.
+    """
+
+    names: tuple[str, ...]
+    columns: tuple[str, ...]
+    decimals: tuple[int, ...]  # positions of decimals stored with the serializer's places
+    datetimes: tuple[tuple[int, serializers.DateTimeField], ...]
+
+    @classmethod
+    @functools.cache
+    def of(cls, serializer_class: type[serializers.ModelSerializer]) -> "ValuesRepresentation | None":
+        model = serializer_class.Meta.model
+        names, columns, decimals, datetimes = [], [], [], []
+        for name, field in serializer_class().fields.items():
+            if field.write_only:
+                continue
+            source = field.source.replace(".", "__")
+            if isinstance(field, serializers.SlugRelatedField):
+                column = f"{source}__{field.slug_field}"
+            elif isinstance(field, serializers.DecimalField):
+                try:
+                    places = model._meta.get_field(source).decimal_places
+                except (FieldDoesNotExist, AttributeError):
+                    return None
+                as_string = getattr(field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING)
+                if not as_string or field.localize or field.normalize_output or places != field.decimal_places:
+                    return None
+                column = source
+                decimals.append(len(names))
+            elif isinstance(field, serializers.DateTimeField):
+                if str(getattr(field, "format", api_settings.DATETIME_FORMAT)).lower() != ISO_8601:
+                    return None
+                column = source
+                datetimes.append((len(names), field))
+            elif isinstance(field, serializers.ListField) and isinstance(field.child, _PLAIN_FIELDS):
+                column = source
+            elif isinstance(field, _PLAIN_FIELDS) and not isinstance(field, serializers.MultipleChoiceField):
+                column = source
+            else:
+                return None
+            names.append(name)
+            columns.append(column)
+        return cls(tuple(names), tuple(columns), tuple(decimals), tuple(datetimes))
+
+    def represent(self, rows: Iterable[tuple]) -> list[dict[str, Any]]:
+        zones = [
+            (position, field, field.timezone if hasattr(field, "timezone") else field.default_timezone())
+            for position, field in self.datetimes
+        ]
+        represented = []
+        for row in rows:
+            values = list(row)
+            for position in self.decimals:
+                # The column's scale is the serializer's places: str() is DRF's quantized f-format.
+                if values[position] is not None:
+                    values[position] = str(values[position])
+            for position, field, zone in zones:
+                value = values[position]
+                if value is None:
+                    continue
+                if zone is None or value.tzinfo is None:
+                    values[position] = field.to_representation(value)
+                    continue
+                value = value.astimezone(zone).isoformat()
+                values[position] = value[:-6] + "Z" if value.endswith("+00:00") else value
+            represented.append(dict(zip(self.names, values)))
+        return represented
 
 
 def decimals_as_strings(value):
@@ -34,3 +275,19 @@ def decimals_as_strings(value):
     if isinstance(value, list | tuple):
         return [decimals_as_strings(item) for item in value]
     return value
+
+
+class ReadOnlyURLFieldExtension(OpenApiSerializerFieldExtension):
+    """Documents a read-only URL as "a URI or the empty string".
+
+    A ``URLField(blank=True)`` answers ``""`` when no URL is known, which OpenAPI's ``uri``
+    format alone refuses. Writable fields say so already (``allow_blank``), but read-only
+    ones lose that flag. Registered on import: the API views import this module.
+    """
+
+    target_class = "rest_framework.fields.URLField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        if not self.target.read_only:
+            return auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        return {"anyOf": [{"type": "string", "format": "uri"}, {"type": "string", "maxLength": 0}]}

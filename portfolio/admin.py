@@ -1,8 +1,21 @@
+from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from portfolio import services
-from portfolio.models import CostSnapshot, Deployment, Membership, ProofOfConcept, Team, UseCase
+from portfolio import governance, services
+from portfolio.models import (
+    SELECTABLE_FRAMEWORKS,
+    ChecklistItem,
+    ChecklistTemplate,
+    CostSnapshot,
+    Deployment,
+    GovernanceFramework,
+    Membership,
+    ProofOfConcept,
+    Team,
+    UseCase,
+)
 
 COMPUTED_USE_CASE_FIELDS = ["monthly_cost", "monthly_benefit", "roi_pct", "npv", "payback_months",
                             "governance_status", "computed_at", "needs_recompute", "version"]
@@ -62,8 +75,32 @@ class RecomputeOnSaveMixin:
         services.request_recompute(use_case_ids=[use_case_id])
 
 
+def checkboxes(choices) -> forms.MultipleChoiceField:
+    """A JSON list of choices edited as checkboxes; none ticked is an empty list."""
+    return forms.MultipleChoiceField(choices=choices, required=False, widget=forms.CheckboxSelectMultiple)
+
+
+class UseCaseAdminForm(forms.ModelForm):
+    frameworks = checkboxes([(value, label) for value, label in GovernanceFramework.choices
+                             if value in SELECTABLE_FRAMEWORKS])
+
+    class Meta:
+        model = UseCase
+        fields = "__all__"
+
+    def clean_stage(self):
+        stage = self.cleaned_data["stage"]
+        previous = self.instance.stage if self.instance.pk else None
+        if governance.moves_into_gate(previous_stage=previous, stage=stage):
+            blockers = governance.last_evaluation_blockers(use_case=self.instance)
+            if blockers:
+                raise forms.ValidationError(blockers)
+        return stage
+
+
 @admin.register(UseCase)
 class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
+    form = UseCaseAdminForm
     list_display = ["title", "team", "stage", "category", "risk_tier", "currency", "monthly_cost", "roi_pct",
                     "governance_status", "needs_recompute"]
     list_filter = ["stage", "team", "category", "risk_tier", "data_classification", "governance_status",
@@ -73,7 +110,7 @@ class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
     readonly_fields = COMPUTED_USE_CASE_FIELDS + ["created_at", "updated_at"]
     autocomplete_fields = ["owner"]
     inlines = [DeploymentInline, ProofOfConceptInline]
-    actions = ["recompute"]
+    actions = ["recompute", "evaluate_governance"]
 
     def use_case_id_of(self, obj):
         return obj.pk
@@ -81,6 +118,12 @@ class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
     @admin.action(description="Recompute cost and ROI")
     def recompute(self, request, queryset):
         services.request_recompute(use_case_ids=list(queryset.values_list("pk", flat=True)))
+
+    @admin.action(description=_("Evaluate governance checklists"))
+    def evaluate_governance(self, request, queryset):
+        result = governance.evaluate_checklists(use_case_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, _("%(count)s use cases evaluated; %(changed)s changed governance status.")
+                          % {"count": result.use_cases, "changed": len(result.changed)})
 
 
 @admin.register(Deployment)
@@ -115,4 +158,67 @@ class CostSnapshotAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ChecklistTemplateForm(forms.ModelForm):
+    applies_to_risk_tiers = checkboxes(UseCase.RiskTier.choices)
+    applies_to_data_classifications = checkboxes(UseCase.DataClassification.choices)
+    applies_to_hosting = checkboxes(Deployment.Hosting.choices)
+    applies_to_ai_roles = checkboxes(UseCase.AiRole.choices)
+
+    class Meta:
+        model = ChecklistTemplate
+        fields = "__all__"
+
+
+@admin.register(ChecklistTemplate)
+class ChecklistTemplateAdmin(SimpleHistoryAdmin):
+    """Templates are data: edit, add or deactivate them; checklists follow at their next evaluation."""
+
+    form = ChecklistTemplateForm
+    list_display = ["code", "title", "framework", "category", "kind", "rule", "required", "active", "position"]
+    list_filter = ["framework", "category", "kind", "required", "active"]
+    search_fields = ["code", "title", "guidance", "reference"]
+    fieldsets = [
+        (None, {"fields": ["code", "framework", "category", "title", "guidance", "reference", "position"]}),
+        (_("Decision"), {"fields": ["kind", "rule", "required", "active"]}),
+        (_("Applies to (none ticked: any)"), {"fields": ["applies_to_risk_tiers", "applies_to_data_classifications",
+                                                          "applies_to_hosting", "applies_to_ai_roles"]}),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        self.message_user(request, _("Checklists follow this template at their next evaluation (nightly, or the "
+                                     "use case admin's “Evaluate governance checklists” action)."))
+
+
+@admin.register(ChecklistItem)
+class ChecklistItemAdmin(SimpleHistoryAdmin):
+    """Read-only: evidence and waivers go through the API, which checks who may record or waive."""
+
+    list_display = ["template", "use_case", "category", "status", "required", "recorded_by", "waived_by",
+                    "waiver_expires_on", "updated_at"]
+    list_filter = ["status", "required", "template__category", "template__framework", "template__kind",
+                   "use_case__team"]
+    list_select_related = ["template", "use_case", "recorded_by", "waived_by"]
+    search_fields = ["template__code", "template__title", "use_case__title", "waiver_reason"]
+    date_hierarchy = "updated_at"
+    fieldsets = [
+        (None, {"fields": ["use_case", "template", "status", "required", "detail"]}),
+        (_("Evidence"), {"fields": ["evidence_text", "evidence_url", "evidence_file", "recorded_by", "recorded_at"]}),
+        (_("Waiver"), {"fields": ["waiver_reason", "waived_by", "waived_at", "waiver_expires_on"]}),
+    ]
+
+    @admin.display(description=_("category"), ordering="template__category")
+    def category(self, item):
+        return item.template.get_category_display()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

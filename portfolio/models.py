@@ -1,8 +1,11 @@
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -62,6 +65,43 @@ class Membership(models.Model):
         return f"{self.user} in {self.team} ({self.get_role_display()})"
 
 
+class GovernanceFramework(models.TextChoices):
+    CORE = "core", _("Core rules")
+    EU_AI_ACT = "eu_ai_act", _("EU AI Act")
+    JAPAN_AI_GUIDELINES = "japan_ai_guidelines", _("Japan AI Guidelines for Business")
+
+
+# The frameworks a use case chooses; the core rules apply to every use case.
+SELECTABLE_FRAMEWORKS = [GovernanceFramework.EU_AI_ACT.value, GovernanceFramework.JAPAN_AI_GUIDELINES.value]
+
+
+def default_frameworks() -> list[str]:
+    return [GovernanceFramework.EU_AI_ACT.value]
+
+
+@deconstructible
+class ChoiceListValidator:
+    """A JSON list of distinct values, each one of ``choices``."""
+
+    def __init__(self, choices):
+        self.choices = list(choices)
+
+    def __call__(self, value):
+        if (
+            not isinstance(value, list)
+            or any(not isinstance(item, str) or item not in self.choices for item in value)
+            or len(set(value)) != len(value)
+        ):
+            raise ValidationError(
+                _("Give a list of distinct values among: %(choices)s."),
+                code="invalid_choice",
+                params={"choices": ", ".join(self.choices)},
+            )
+
+    def __eq__(self, other):
+        return isinstance(other, ChoiceListValidator) and self.choices == other.choices
+
+
 class UseCase(models.Model):
     class Stage(models.TextChoices):
         IDEA = "idea", _("Idea")
@@ -98,6 +138,13 @@ class UseCase(models.Model):
         OPEN = "open", _("Open items")
         COMPLIANT = "compliant", _("Compliant")
         FAILED = "failed", _("Failed")
+
+    class AiRole(models.TextChoices):
+        # The roles of Japan's AI Guidelines for Business; the EU AI Act's provider and
+        # deployer map onto provider and business user.
+        DEVELOPER = "developer", _("AI developer")
+        PROVIDER = "provider", _("AI provider")
+        BUSINESS_USER = "business_user", _("AI business user")
 
     # Moving into these stages passes the governance gate.
     GATED_STAGES = frozenset({Stage.PRODUCTION, Stage.SCALED})
@@ -140,6 +187,20 @@ class UseCase(models.Model):
     )
     expected_monthly_active_users = models.PositiveBigIntegerField(
         _("expected monthly active users"), default=0, validators=[MaxValueValidator(10**11)]
+    )
+    ai_role = models.CharField(
+        _("AI role"),
+        max_length=16,
+        choices=AiRole,
+        default=AiRole.BUSINESS_USER,
+        help_text=_("The role the company plays for this use case; it selects the governance items that apply."),
+    )
+    frameworks = models.JSONField(
+        _("governance frameworks"),
+        default=default_frameworks,
+        blank=True,
+        validators=[ChoiceListValidator(SELECTABLE_FRAMEWORKS)],
+        help_text=_("Frameworks whose checklist items apply, on top of the core rules."),
     )
 
     monthly_cost = computed_money_field(_("monthly cost"))
@@ -490,3 +551,180 @@ class PortfolioSnapshot(models.Model):
 
     def __str__(self):
         return f"Portfolio on {self.taken_on}: {self.monthly_cost} {self.currency}/month"
+
+
+# --- Governance --------------------------------------------------------------------------
+
+EVIDENCE_FILE_EXTENSIONS = ["pdf", "png", "jpg", "jpeg", "txt", "md", "csv", "json", "docx", "xlsx", "pptx",
+                            "odt", "ods", "odp"]
+
+
+def evidence_upload_to(item: "ChecklistItem", filename: str) -> str:
+    # A random folder per upload: names never collide and cannot be guessed.
+    return f"evidence/{item.use_case_id}/{uuid.uuid4().hex}/{filename}"
+
+
+class ChecklistTemplate(models.Model):
+    """A line of the governance checklists, kept as data: where it applies and how it is decided.
+
+    Each condition list narrows the use cases the template applies to; an empty list
+    means any. ``automatic`` templates are decided by their ``rule`` from the use case
+    and its deployments; ``manual`` ones by a person recording evidence.
+    """
+
+    class Category(models.TextChoices):
+        LICENSING = "licensing", _("Licensing")
+        SECURITY = "security", _("Security")
+        ETHICS = "ethics", _("Ethics")
+
+    class Kind(models.TextChoices):
+        AUTOMATIC = "automatic", _("Automatic")
+        MANUAL = "manual", _("Manual")
+
+    class Rule(models.TextChoices):
+        LICENCE_KNOWN = "licence_known", _("Every deployed model has a known licence")
+        LICENCE_COMMERCIAL_USE = "licence_commercial_use", _("The licences allow commercial use")
+        LICENCE_USER_LIMIT = "licence_user_limit", _("Expected monthly active users within the licences' limits")
+        DATA_PROCESSING_AGREEMENT = "data_processing_agreement", _(
+            "Confidential or personal data reach external APIs only under a data-processing agreement"
+        )
+        RISK_TIER = "risk_tier", _("Risk tier assessed and not unacceptable")
+
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    framework = models.CharField(
+        _("framework"), max_length=32, choices=GovernanceFramework, default=GovernanceFramework.CORE
+    )
+    category = models.CharField(_("category"), max_length=16, choices=Category)
+    title = models.CharField(_("title"), max_length=200)
+    guidance = models.TextField(_("guidance"), blank=True, help_text=_("What to check and what counts as evidence."))
+    reference = models.CharField(
+        _("reference"), max_length=200, blank=True, help_text=_("The article or principle the item comes from.")
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind, default=Kind.MANUAL)
+    rule = models.CharField(
+        _("rule"), max_length=32, choices=Rule, blank=True, help_text=_("Decides an automatic item; empty for manual.")
+    )
+    applies_to_risk_tiers = models.JSONField(
+        _("risk tiers"), default=list, blank=True, validators=[ChoiceListValidator(UseCase.RiskTier.values)]
+    )
+    applies_to_data_classifications = models.JSONField(
+        _("data classifications"),
+        default=list,
+        blank=True,
+        validators=[ChoiceListValidator(UseCase.DataClassification.values)],
+    )
+    applies_to_hosting = models.JSONField(
+        _("hosting"),
+        default=list,
+        blank=True,
+        validators=[ChoiceListValidator(Deployment.Hosting.values)],
+        help_text=_("Applies when a planned or active deployment is hosted this way."),
+    )
+    applies_to_ai_roles = models.JSONField(
+        _("AI roles"), default=list, blank=True, validators=[ChoiceListValidator(UseCase.AiRole.values)]
+    )
+    required = models.BooleanField(
+        _("required"), default=True, help_text=_("Required items count for the governance status and the stage gate.")
+    )
+    active = models.BooleanField(_("active"), default=True, help_text=_("Inactive templates produce no new items."))
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["framework", "category", "position", "code"]
+        verbose_name = _("checklist template")
+        verbose_name_plural = _("checklist templates")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="automatic") & ~Q(rule="")) | (Q(kind="manual") & Q(rule="")),
+                name="checklist_template_rule_iff_automatic",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.code}: {self.title}"
+
+    def clean(self):
+        if self.kind == self.Kind.AUTOMATIC and not self.rule:
+            raise ValidationError({"rule": _("An automatic item needs the rule that decides it.")})
+        if self.kind == self.Kind.MANUAL and self.rule:
+            raise ValidationError({"rule": _("A manual item is decided by people: leave the rule empty.")})
+
+
+class ChecklistItem(models.Model):
+    """A template applied to one use case: its status, the evidence for it and any waiver."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        PASSED = "passed", _("Passed")
+        FAILED = "failed", _("Failed")
+        WAIVED = "waived", _("Waived")
+
+    # The statuses that let a use case through the stage gate.
+    CLEARED = frozenset({Status.PASSED, Status.WAIVED})
+
+    use_case = models.ForeignKey(
+        UseCase, on_delete=models.CASCADE, related_name="checklist_items", verbose_name=_("use case")
+    )
+    template = models.ForeignKey(
+        ChecklistTemplate, on_delete=models.PROTECT, related_name="items", verbose_name=_("template")
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.OPEN)
+    required = models.BooleanField(
+        _("required"),
+        default=True,
+        help_text=_("Counts for the governance status and the gate. Off for optional items and for items kept "
+                    "for their evidence or waiver after their template stopped applying."),
+    )
+    detail = models.TextField(_("detail"), blank=True, help_text=_("Why the automatic rule decided as it did."))
+    evidence_text = models.TextField(_("evidence"), blank=True)
+    evidence_url = models.URLField(_("evidence link"), max_length=500, blank=True)
+    evidence_file = models.FileField(
+        _("evidence file"),
+        upload_to=evidence_upload_to,
+        max_length=255,
+        blank=True,
+        validators=[FileExtensionValidator(EVIDENCE_FILE_EXTENSIONS)],
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("recorded by"),
+    )
+    recorded_at = models.DateTimeField(_("recorded at"), null=True, blank=True)
+    waiver_reason = models.TextField(_("waiver reason"), blank=True)
+    waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("waived by"),
+    )
+    waived_at = models.DateTimeField(_("waived at"), null=True, blank=True)
+    waiver_expires_on = models.DateField(
+        _("waiver expires on"), null=True, blank=True, help_text=_("From this day on the item is open again.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["use_case_id", "template_id"]
+        verbose_name = _("checklist item")
+        verbose_name_plural = _("checklist items")
+        constraints = [
+            models.UniqueConstraint(fields=["use_case", "template"], name="checklist_item_one_per_template"),
+            models.CheckConstraint(
+                condition=~Q(status="waived") | ~Q(waiver_reason=""), name="checklist_item_waiver_has_reason"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "waiver_expires_on"], name="checklist_item_status_idx")]
+
+    def __str__(self):
+        return f"{self.template.code} for {self.use_case}"
+
+    def clean(self):
+        if self.status == self.Status.WAIVED and not self.waiver_reason.strip():
+            raise ValidationError({"waiver_reason": _("A waiver needs a written reason.")})
+
+    @property
+    def has_evidence(self) -> bool:
+        return bool(self.evidence_text.strip() or self.evidence_url or self.evidence_file)

@@ -2,16 +2,34 @@
 from __future__ import annotations
 
 import copy
+import datetime
+import math
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 
 from portfolio import costs
 from portfolio.models import (
     MANAGERS_GROUP,
+    ChecklistItem,
+    ChecklistTemplate,
     CostSnapshot,
     Deployment,
     Membership,
@@ -22,8 +40,8 @@ from portfolio.models import (
     UseCase,
 )
 from pricing import costing
-from pricing.models import LanguageModel, Price
-from pricing.selectors import PriceBook, price_book
+from pricing.models import LanguageModel, Price, SelfHostingProfile
+from pricing.selectors import MissingRate, PriceBook, price_book
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -103,41 +121,45 @@ def _in_reporting_currency(rows, *, book: PriceBook, currency: str, sums: Sequen
 
 def portfolio_summary(*, user: User, currency: str, book: PriceBook | None = None) -> dict[str, Any]:
     """Totals by team, stage and model in ``currency``, over the use cases ``user`` may see."""
-    return summarise(use_cases=visible_use_cases(user=user), currency=currency, book=book)
+    use_cases = visible_use_cases(user=user)
+    return {**summarise(use_cases=use_cases, currency=currency, book=book),
+            "compliance": compliance_summary(use_cases=use_cases)}
 
 
 def summarise(*, use_cases: QuerySet[UseCase], currency: str, book: PriceBook | None = None) -> dict[str, Any]:
     """Totals by team, stage and model in ``currency``.
 
-    Aggregated by the database, grouped by currency, then converted at the rates in force.
+    Aggregated by the database in two reads, use cases by (team, stage, currency) and
+    active deployments by (model, currency); the totals, teams and stages are folded from
+    those few hundred groups, then converted at the rates in force.
     """
     book = book or price_book()
     use_cases = use_cases.order_by()
     sums = ["monthly_cost", "monthly_benefit", "npv"]
-    aggregates = {name: Sum(name) for name in sums}
+    groups = list(
+        use_cases.values("stage", "currency", team_slug=F("team__slug")).annotate(
+            count=Count("pk"), stale=Count("pk", filter=Q(needs_recompute=True)), **{name: Sum(name) for name in sums}
+        )
+    )
 
-    def grouped(key: str):
-        return use_cases.values(key=F(key), currency_=F("currency")).annotate(count=Count("pk"), **aggregates)
+    def keyed(key: str) -> list[dict[str, Any]]:
+        return [{**group, "key": group[key] if key else "all"} for group in groups]
 
-    def rows(queryset):
-        return [{**row, "currency": row.pop("currency_")} for row in queryset]
-
-    total = _in_reporting_currency(
-        rows(use_cases.values(currency_=F("currency")).annotate(key=Value("all"), count=Count("pk"), **aggregates)),
-        book=book, currency=currency, sums=sums,
-    ).get("all", {"count": 0, **{name: Decimal(0) for name in sums}})
+    total = _in_reporting_currency(keyed(""), book=book, currency=currency, sums=sums).get(
+        "all", {"count": 0, **{name: Decimal(0) for name in sums}}
+    )
+    # Joined from the use cases, so a scoped queryset filters the deployments without a subquery.
     deployments = (
-        Deployment.objects.filter(use_case__in=use_cases.values("pk"), status=Deployment.Status.ACTIVE)
-        .order_by()
-        .values(key=F("model__key"), currency_=F("use_case__currency"))
-        .annotate(count=Count("pk"), monthly_cost=Sum("monthly_cost"))
+        use_cases.filter(deployments__status=Deployment.Status.ACTIVE)
+        .values("currency", key=F("deployments__model__key"))
+        .annotate(count=Count("deployments"), monthly_cost=Sum("deployments__monthly_cost"))
     )
     return {
         "currency": currency,
-        "totals": {**total, "stale": use_cases.filter(needs_recompute=True).count()},
-        "by_team": _in_reporting_currency(rows(grouped("team__slug")), book=book, currency=currency, sums=sums),
-        "by_stage": _in_reporting_currency(rows(grouped("stage")), book=book, currency=currency, sums=sums),
-        "by_model": _in_reporting_currency(rows(deployments), book=book, currency=currency, sums=["monthly_cost"]),
+        "totals": {**total, "stale": sum(group["stale"] for group in groups)},
+        "by_team": _in_reporting_currency(keyed("team_slug"), book=book, currency=currency, sums=sums),
+        "by_stage": _in_reporting_currency(keyed("stage"), book=book, currency=currency, sums=sums),
+        "by_model": _in_reporting_currency(deployments, book=book, currency=currency, sums=["monthly_cost"]),
     }
 
 
@@ -271,3 +293,317 @@ def visible_prices(*, user: User) -> QuerySet[Price]:
     if not user.is_authenticated:
         return prices.none()
     return prices.filter(Q(team__isnull=True) | Q(team_id__in=team_ids_of(user)))
+
+
+# --- Governance ----------------------------------------------------------------------------
+
+
+def visible_checklist_items(*, user: User) -> QuerySet[ChecklistItem]:
+    return ChecklistItem.objects.filter(use_case__in=visible_use_cases(user=user).values("pk")).select_related(
+        "template", "use_case__team", "recorded_by", "waived_by"
+    )
+
+
+def compliance_summary(*, use_cases: QuerySet[UseCase]) -> dict[str, Any]:
+    """Use cases by governance status, the share compliant, and required items by category and status."""
+    use_cases = use_cases.order_by()
+    counts = dict(use_cases.values_list("governance_status").annotate(count=Count("pk")))
+    by_status = {status: counts.get(status, 0) for status in UseCase.GovernanceStatus.values}
+    total = sum(by_status.values())
+    by_category = {
+        status: {category: 0 for category in ChecklistTemplate.Category.values}
+        for status in (ChecklistItem.Status.FAILED, ChecklistItem.Status.OPEN, ChecklistItem.Status.WAIVED)
+    }
+    items = (
+        ChecklistItem.objects.filter(use_case__in=use_cases.values("pk"), required=True, status__in=by_category)
+        .order_by()
+        .values_list("template__category", "status")
+        .annotate(count=Count("pk"))
+    )
+    for category, status, count in items:
+        by_category[status][category] = count
+    compliant = by_status[UseCase.GovernanceStatus.COMPLIANT]
+    return {
+        "use_cases": by_status,
+        "compliant_pct": None if total == 0 else costing.to_cents(Decimal(compliant * 100) / total),
+        "failed_items_by_category": by_category[ChecklistItem.Status.FAILED],
+        "open_items_by_category": by_category[ChecklistItem.Status.OPEN],
+        "waived_items_by_category": by_category[ChecklistItem.Status.WAIVED],
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON shows it: decimals and dates as strings."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def audit_trail(*, records: QuerySet) -> list[dict[str, Any]]:
+    """Who changed what and when, newest first, from a record's django-simple-history rows.
+
+    Each entry lists the fields that differ from the entry before it (all set fields
+    for the first). Only the inputs people edit are compared; computed figures are not.
+    """
+    rows = list(records.select_related("history_user").order_by("-history_date", "-history_id"))
+    entries = []
+    for newer, older in zip(rows, [*rows[1:], None], strict=True):
+        if older is None:
+            editable = [f for f in newer.tracked_fields if f.editable and not f.primary_key]
+            changes = [
+                {"field": f.name, "old": None, "new": _plain(getattr(newer, f.attname))}
+                for f in editable
+                if getattr(newer, f.attname) not in (None, "", [], {})
+            ]
+        else:
+            changes = [
+                {"field": change.field, "old": _plain(change.old), "new": _plain(change.new)}
+                for change in newer.diff_against(older).changes
+            ]
+        entries.append({
+            "history_id": newer.history_id,
+            "history_date": newer.history_date,
+            "history_type": {"+": "created", "~": "changed", "-": "deleted"}[newer.history_type],
+            "history_user": newer.history_user.get_username() if newer.history_user else None,
+            "history_change_reason": newer.history_change_reason or "",
+            "changes": changes,
+        })
+    return entries
+
+
+# --- Web UI: lists, dashboard, break-even ---------------------------------------------------
+
+USE_CASE_ORDERINGS = frozenset({
+    "title", "-title", "team", "-team", "stage", "-stage", "monthly_cost", "-monthly_cost",
+    "roi_pct", "-roi_pct", "npv", "-npv", "updated_at", "-updated_at",
+})
+_WIDE_DECIMAL = DecimalField(max_digits=30, decimal_places=6)
+
+
+def _in_currency(field: str, *, currency: str, book: PriceBook) -> Case:
+    """``field`` converted to ``currency`` at the rates in force, so yen and dollars sort together."""
+    whens = []
+    for source in sorted({currency} | {code for pair in book.exchange_rates for code in pair}):
+        try:
+            rate = book.rate(source, currency).rate
+        except MissingRate:
+            continue
+        whens.append(When(currency=source, then=ExpressionWrapper(F(field) * Value(rate), output_field=_WIDE_DECIMAL)))
+    return Case(*whens, default=F(field), output_field=_WIDE_DECIMAL)
+
+
+def list_use_cases(
+    *,
+    user: User,
+    team: Team | None = None,
+    stage: str = "",
+    risk_tier: str = "",
+    governance_status: str = "",
+    search: str = "",
+    ordering: str = "",
+    currency: str | None = None,
+    book: PriceBook | None = None,
+) -> QuerySet[UseCase]:
+    """The use cases ``user`` may see, filtered, searched and ordered for a list page.
+
+    With ``currency``, monthly cost and NPV sort by their value in it rather than by the bare number.
+    """
+    use_cases = visible_use_cases(user=user)
+    if team is not None:
+        use_cases = use_cases.filter(team=team)
+    if stage:
+        use_cases = use_cases.filter(stage=stage)
+    if risk_tier:
+        use_cases = use_cases.filter(risk_tier=risk_tier)
+    if governance_status:
+        use_cases = use_cases.filter(governance_status=governance_status)
+    if search:
+        use_cases = use_cases.filter(
+            Q(title__icontains=search) | Q(description__icontains=search) | Q(external_id__icontains=search)
+        )
+    ordering = ordering if ordering in USE_CASE_ORDERINGS else "title"
+    name = ordering.lstrip("-")
+    if name in ("monthly_cost", "npv") and currency:
+        key = _in_currency(name, currency=currency, book=book or price_book())
+    elif name == "stage":
+        key = Case(
+            *[When(stage=stage, then=Value(rank)) for rank, stage in enumerate(UseCase.Stage.values)],
+            output_field=IntegerField(),
+        )
+    elif name == "team":
+        key = F("team__name")
+    else:
+        key = F(name)
+    key = key.desc(nulls_last=True) if ordering.startswith("-") else key.asc(nulls_last=True)
+    return use_cases.order_by(key, "title", "pk")
+
+
+def portfolio_returns(*, user: User, currency: str, book: PriceBook | None = None) -> dict[str, Any]:
+    """Return on investment of the portfolio and of each team, in ``currency``.
+
+    Each use case counts its one-time cost and its monthly figures over its own
+    horizon; ROI is (total benefit − total cost) / total cost × 100, as for one use case.
+    """
+    book = book or price_book()
+    horizon_cost = ExpressionWrapper(F("one_time_cost") + F("horizon_months") * F("monthly_cost"),
+                                     output_field=_WIDE_DECIMAL)
+    horizon_benefit = ExpressionWrapper(F("horizon_months") * F("monthly_benefit"), output_field=_WIDE_DECIMAL)
+    rows = (
+        visible_use_cases(user=user)
+        .order_by()
+        .values("team__slug", "team__name", "currency")
+        .annotate(total_cost=Sum(horizon_cost), total_benefit=Sum(horizon_benefit))
+    )
+    total = {"total_cost": Decimal(0), "total_benefit": Decimal(0)}
+    teams: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        rate = book.rate(row["currency"], currency).rate
+        bucket = teams.setdefault(row["team__slug"], {
+            "slug": row["team__slug"], "name": row["team__name"], "total_cost": Decimal(0), "total_benefit": Decimal(0),
+        })
+        for name in ("total_cost", "total_benefit"):
+            value = (row[name] or Decimal(0)) * rate
+            bucket[name] += value
+            total[name] += value
+
+    def finished(bucket: dict[str, Any]) -> dict[str, Any]:
+        cost, benefit = bucket["total_cost"], bucket["total_benefit"]
+        return {
+            **bucket,
+            "total_cost": costing.quantize_money(cost, currency),
+            "total_benefit": costing.quantize_money(benefit, currency),
+            "roi_pct": None if cost == 0 else costing.to_cents((benefit - cost) / cost * 100),
+        }
+
+    return {
+        "currency": currency,
+        "totals": finished(total),
+        "by_team": [finished(bucket) for bucket in sorted(teams.values(), key=lambda bucket: bucket["name"])],
+    }
+
+
+def use_cases_needing_attention(*, user: User, limit: int = 10) -> QuerySet[UseCase]:
+    """Live use cases with failed governance, a negative return or figures not yet recomputed; worst first."""
+    return (
+        visible_use_cases(user=user)
+        .exclude(stage=UseCase.Stage.RETIRED)
+        .filter(
+            Q(governance_status=UseCase.GovernanceStatus.FAILED)
+            | Q(roi_pct__lt=0)
+            | Q(needs_recompute=True)
+            | Q(computed_at__isnull=True)
+        )
+        .annotate(governance_rank=Case(
+            When(governance_status=UseCase.GovernanceStatus.FAILED, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        ))
+        .order_by("governance_rank", F("roi_pct").asc(nulls_first=True), "title", "pk")[:limit]
+    )
+
+
+def cost_history(*, use_case: UseCase, limit: int = 24) -> QuerySet[CostSnapshot]:
+    return use_case.cost_snapshots.order_by("-created_at", "-pk")[:limit]
+
+
+def assignable_owners(*, user: User) -> QuerySet:
+    """Users who may own a use case ``user`` edits: members of ``user``'s teams (anyone, for managers)."""
+    users = get_user_model().objects.filter(is_active=True)
+    if not is_portfolio_manager(user):
+        users = users.filter(Q(pk=user.pk) | Q(memberships__team_id__in=team_ids_of(user)))
+    return users.distinct().order_by("username")
+
+
+def visible_price_history(*, user: User, model: LanguageModel) -> QuerySet[Price]:
+    """A model's prices, newest first: the public ones and the contract prices ``user`` may see."""
+    return visible_prices(user=user).filter(model=model).order_by("-effective_from", "team__name", "pk")
+
+
+def break_even(
+    *,
+    profile: SelfHostingProfile,
+    requests: int,
+    input_tokens: int,
+    output_tokens: int,
+    cached_ratio: Decimal,
+    currency: str,
+    models: Sequence[LanguageModel],
+    book: PriceBook | None = None,
+) -> dict[str, Any]:
+    """Self-hosting on ``profile`` against each model's public API price, for one monthly volume.
+
+    Priced exactly as deployments are (``portfolio.costs``), from unsaved deployments:
+    nothing is saved. ``break_even_requests`` is the monthly volume above which the
+    profile is cheaper than the API.
+    """
+    book = book or price_book()
+    holder = UseCase(currency=currency)  # Unsaved: prices in ``currency`` at public prices.
+    hosted = Deployment(
+        use_case=holder, model=LanguageModel(key=f"self-hosted/{profile.pk}"),
+        hosting=Deployment.Hosting.SELF_HOSTED, self_hosting_profile=profile,
+    )
+    hosted_cost = costs.deployment_cost(hosted, book, currency=currency)
+    self_hosted = hosted_cost.monthly_cost
+    effective_price = None
+    if self_hosted is not None and profile.throughput_tokens_per_s and profile.hours_per_month:
+        effective_price = costing.effective_price_per_million(
+            self_hosted / profile.hours_per_month,
+            throughput_tokens_per_s=profile.throughput_tokens_per_s,
+            utilisation=profile.utilisation,
+        )
+    usage = costing.ApiUsage(
+        requests=requests, input_tokens=input_tokens, output_tokens=output_tokens, cached_ratio=cached_ratio
+    )
+    rows = []
+    for model in models:
+        price = book.price(model.pk)
+        if price is None:
+            continue
+        api = Deployment(
+            use_case=holder, model=model, hosting=Deployment.Hosting.API, requests_per_month=requests,
+            avg_input_tokens=input_tokens, avg_output_tokens=output_tokens, cached_input_ratio=cached_ratio,
+        )
+        api_cost = costs.deployment_cost(api, book, currency=currency).monthly_cost
+        threshold = None
+        if self_hosted is not None:
+            in_price_currency = costing.convert(self_hosted, book.rate(currency, price.currency).rate)
+            threshold = costing.break_even_requests(in_price_currency, price.token_price, usage)
+        rows.append({
+            "model": model,
+            "price": price,
+            "api_monthly_cost": None if api_cost is None else costing.quantize_money(api_cost, currency),
+            "break_even_requests": None if threshold is None else math.ceil(threshold),
+            "self_hosting_cheaper": None if api_cost is None or self_hosted is None else self_hosted < api_cost,
+        })
+    rows.sort(key=lambda row: (row["api_monthly_cost"] is None, row["api_monthly_cost"] or 0), reverse=False)
+    return {
+        "currency": currency,
+        "profile": profile,
+        "self_hosted_monthly_cost": None if self_hosted is None else costing.quantize_money(self_hosted, currency),
+        "self_hosted_error": hosted_cost.line.get("error", ""),
+        "effective_price_per_million": (
+            None if effective_price is None else costing.quantize_money(effective_price, currency)
+        ),
+        "monthly_tokens": costing.monthly_tokens(usage),
+        "rows": rows,
+    }
+
+
+def portfolio_trend(*, currency: str, limit: int = 90, book: PriceBook | None = None) -> list[dict[str, Any]]:
+    """The latest portfolio snapshots, oldest first, in ``currency`` at the rates in force."""
+    book = book or price_book()
+    points = []
+    for snapshot in reversed(list(portfolio_snapshots()[:limit])):
+        try:
+            rate = book.rate(snapshot.currency, currency).rate
+        except MissingRate:
+            continue
+        points.append({
+            "taken_on": snapshot.taken_on,
+            "use_cases": snapshot.use_cases,
+            "monthly_cost": costing.quantize_money(snapshot.monthly_cost * rate, currency),
+            "monthly_benefit": costing.quantize_money(snapshot.monthly_benefit * rate, currency),
+        })
+    return points

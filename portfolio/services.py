@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime
+import functools
+import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -10,14 +12,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, models, transaction
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models.functions import Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from portfolio import costs, selectors, tasks
+from portfolio import costs, governance, selectors, tasks
 from portfolio.models import (
     CostSnapshot,
     Deployment,
@@ -30,6 +31,7 @@ from portfolio.models import (
     UseCase,
 )
 from pricing import costing
+from pricing.models import LanguageModel
 from pricing.selectors import MissingRate, PriceBook, price_book
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ def create_use_case(*, team: Team, title: str, **fields: Any) -> UseCase:
     _assign(use_case, fields)
     use_case.full_clean()
     use_case.save()
+    if governance.moves_into_gate(previous_stage=None, stage=use_case.stage):
+        governance.enforce_gate(use_case=use_case)
     _enqueue_recompute([use_case.pk])
     return use_case
 
@@ -94,6 +98,7 @@ def update_use_case(*, use_case: UseCase, expected_version: int | None = None, *
     current_version = UseCase.objects.select_for_update().values_list("version", flat=True).get(pk=use_case.pk)
     if expected_version is not None and expected_version != current_version:
         raise StaleVersion(current_version)
+    previous_stage = use_case.stage
     _assign(use_case, fields)
     use_case.full_clean()
     use_case.needs_recompute = True
@@ -101,6 +106,9 @@ def update_use_case(*, use_case: UseCase, expected_version: int | None = None, *
     # Only the inputs: the computed figures belong to the recompute, which may have
     # written newer ones since this instance was loaded.
     use_case.save(update_fields=[*fields, "needs_recompute", "version", "updated_at"])
+    if governance.moves_into_gate(previous_stage=previous_stage, stage=use_case.stage):
+        # Evaluated on the saved inputs; a refusal rolls the whole change back.
+        governance.enforce_gate(use_case=use_case)
     _enqueue_recompute([use_case.pk])
     return use_case
 
@@ -125,6 +133,11 @@ def upsert_use_case(*, team: Team, external_id: str, **fields: Any) -> tuple[Use
                 return create_use_case(team=team, external_id=external_id, **fields), True
         except IntegrityError:
             continue  # Lost the race to a concurrent insert: update that row instead.
+        except ValidationError:
+            # full_clean's uniqueness check saw a row committed since the lookup: update it.
+            if UseCase.objects.filter(team=team, external_id=external_id).exists():
+                continue
+            raise
     raise ValidationError({"external_id": _("This external id is being written concurrently; try again.")})
 
 
@@ -142,56 +155,133 @@ class BulkResult:
 
 
 @transaction.atomic
-def bulk_upsert_use_cases(*, rows: Sequence[BulkRow]) -> BulkResult:
+def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> BulkResult:
     """Upsert many use cases in one transaction, a fixed number of queries for any size.
 
     Rows are validated one by one first; when any is invalid a ``ValidationError``
-    maps row index to errors and nothing is saved.
+    maps row index to errors and nothing is saved. ``dry_run`` validates and reports
+    what would be created and updated, and saves nothing (the web import's preview).
     """
-    keys = {(row.team.pk, row.external_id) for row in rows}
+    external_ids: dict[int, set[str]] = {}
+    for row in rows:
+        external_ids.setdefault(row.team.pk, set()).add(row.external_id)
+    # One branch per team, so each reads the (team, external id) unique index.
+    match = models.Q(pk__in=[])
+    for team_id, team_external_ids in external_ids.items():
+        match |= models.Q(team_id=team_id, external_id__in=team_external_ids)
     existing = {
         (use_case.team_id, use_case.external_id): use_case
-        for use_case in UseCase.objects.select_for_update().filter(
-            team_id__in={team_id for team_id, _ in keys}, external_id__in={ext for _, ext in keys}
-        )
+        for use_case in UseCase.objects.select_for_update().filter(match)
     }
     result = BulkResult()
     errors: dict[str, Any] = {}
+    gated: dict[str, UseCase] = {}
     seen: set[tuple[int, str]] = set()
     for index, row in enumerate(rows):
         key = (row.team.pk, row.external_id)
         if key in seen:
-            errors[str(index)] = {"external_id": [_("This external id appears twice in the request.")]}
+            errors[str(index)] = [f"external_id: {_('This external id appears twice in the request.')}"]
             continue
         seen.add(key)
         use_case = existing.get(key)
         created = use_case is None
         if created:
             use_case = UseCase(team=row.team, external_id=row.external_id)
+        else:
+            use_case.team = row.team  # The same row, already loaded: no query per row later.
+        previous_stage = None if created else use_case.stage
         _assign(use_case, row.fields)
         use_case.needs_recompute = True
         try:
-            # Uniqueness is settled by the lookup above and the constraint below.
-            use_case.full_clean(validate_unique=False, validate_constraints=False)
+            # Uniqueness is settled by the lookup above and the constraint below; the team
+            # was read by the caller, so checking that it exists would cost a query per row.
+            use_case.full_clean(exclude=["team"], validate_unique=False, validate_constraints=False)
         except ValidationError as error:
-            errors[str(index)] = error.message_dict
+            # Flat messages per row: Django's ValidationError cannot nest a field dict in a row.
+            errors[str(index)] = [
+                message if name == NON_FIELD_ERRORS else f"{name}: {message}"
+                for name, messages in error.message_dict.items()
+                for message in messages
+            ]
             continue
         if created:
             result.created.append(use_case)
         else:
             use_case.version += 1
             result.updated.append(use_case)
+        if governance.moves_into_gate(previous_stage=previous_stage, stage=use_case.stage):
+            gated[str(index)] = use_case
     if errors:
         raise ValidationError(errors)
-    bulk_create_with_history(result.created, UseCase)
+    if dry_run:
+        return result
+    UseCase.objects.bulk_create(result.created)
+    _write_history(UseCase, result.created, history_type="+")
     if result.updated:
         names = sorted({name for row in rows for name in row.fields} | {"needs_recompute", "version", "updated_at"})
         now = timezone.now()
         for use_case in result.updated:
             use_case.updated_at = now
-        bulk_update_with_history(result.updated, UseCase, names)
+        _update_rows(UseCase, result.updated, names)
+        _write_history(UseCase, result.updated, history_type="~")
+    # Evaluated on the saved rows; a refused gate is a row error and rolls everything back.
+    refused = governance.gate_errors(use_cases=gated)
+    if refused:
+        raise ValidationError(refused)
     transaction.on_commit(_enqueue_sweep)
     return result
+
+
+def _update_rows(model: type[models.Model], objs: Sequence[models.Model], names: Sequence[str]) -> None:
+    """Write these fields of saved rows with one ``UPDATE … FROM (VALUES …)`` per 500 rows.
+
+    ``QuerySet.bulk_update`` builds a ``CASE`` per field and row, which takes seconds for
+    a thousand rows; this is one join. PostgreSQL needs the values typed; SQLite must not
+    have them cast (a datetime cast to its numeric affinity keeps only the year).
+    """
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [meta.pk, *(meta.get_field(name) for name in names)]
+    if connection.vendor == "postgresql":
+        row = "(" + ", ".join(f"CAST(%s AS {field.cast_db_type(connection)})" for field in fields) + ")"
+    else:
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    columns = ", ".join(quote(field.column) for field in fields)
+    assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), 500):
+            batch = objs[start:start + 500]
+            cursor.execute(
+                f"WITH v ({columns}) AS (VALUES {', '.join([row] * len(batch))}) "
+                f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{pk} = v.{pk}",
+                [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in batch for field in fields],
+            )
+
+
+def _write_history(model: type[models.Model], objs: Sequence[models.Model], *, history_type: str) -> None:
+    """The audit rows simple_history's bulk helpers write, copied from the saved rows by ``INSERT … SELECT``.
+
+    Same columns and values (tracked fields, now, no change reason, the request's user);
+    building a historical instance per row in Python costs more than the rows' own write.
+    """
+    if not objs or not getattr(settings, "SIMPLE_HISTORY_ENABLED", True):
+        return
+    history = model.history.model
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in history.tracked_fields)
+    user = history.get_default_history_user(objs[0])
+    when = history._meta.get_field("history_date").get_db_prep_save(timezone.now(), connection)
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), 500):
+            batch = [obj.pk for obj in objs[start:start + 500]]
+            cursor.execute(
+                f"INSERT INTO {quote(history._meta.db_table)} ({columns}, history_date, history_change_reason, "
+                f"history_type, history_user_id) SELECT {columns}, %s, NULL, %s, %s FROM {table} "
+                f"WHERE {pk} IN ({', '.join(['%s'] * len(batch))})",
+                [when, history_type, getattr(user, "pk", None), *batch],
+            )
 
 
 def _touch_use_case(use_case_id: int) -> None:
@@ -209,8 +299,8 @@ def request_recompute(*, use_case_ids: Sequence[int]) -> None:
 @transaction.atomic
 def flag_use_cases_of_models(*, model_ids: Sequence[int], reason: str = "catalogue changed") -> RecomputeJob:
     """Flag every use case deployed on these models and start a job that recomputes them."""
-    affected = UseCase.objects.filter(deployments__model_id__in=model_ids).values("pk")
-    UseCase.objects.filter(pk__in=affected).update(needs_recompute=True)
+    affected = Deployment.objects.filter(model_id__in=model_ids).values("use_case_id")
+    UseCase.objects.filter(pk__in=affected, needs_recompute=False).update(needs_recompute=True)
     return start_recompute_job(reason=reason, scope={"model_ids": sorted(set(model_ids))})
 
 
@@ -314,6 +404,18 @@ def recompute_use_cases(
 
 @transaction.atomic
 def _recompute_chunk(use_case_ids: list[int], *, book: PriceBook, reason: str) -> tuple[int, list[int]]:
+    """Recompute one chunk in one transaction, its use cases locked; ``(found, ids whose figures changed)``.
+
+    PostgreSQL recomputes set-based in SQL, with exact decimals. Elsewhere (SQLite
+    stores decimals as floating point) the chunk is recomputed in Python. Both store
+    the figures of ``costs.use_case_figures`` to the cent (``tests/portfolio/test_recompute_sql.py``).
+    """
+    if connection.vendor == "postgresql":
+        return _recompute_chunk_sql(use_case_ids, book=book, reason=reason)
+    return _recompute_chunk_python(use_case_ids, book=book, reason=reason)
+
+
+def _recompute_chunk_python(use_case_ids: list[int], *, book: PriceBook, reason: str) -> tuple[int, list[int]]:
     now = timezone.now()
     annual_rate = settings.ANNUAL_DISCOUNT_RATE
     use_cases = list(
@@ -366,6 +468,222 @@ def _recompute_chunk(use_case_ids: list[int], *, book: PriceBook, reason: str) -
     return len(use_cases), [snapshot.use_case_id for snapshot in snapshots]
 
 
+# The set-based recompute of one chunk. The catalogue comes in as JSON from the
+# ``PriceBook`` (prices in force per model and team, exchange rates per currency pair,
+# annuity factors per horizon), so SQL and Python read the very same numbers; the
+# self-hosted deployments, few and varied, come in already costed by ``costs``.
+# Decimal arithmetic in PostgreSQL is exact, ``round`` rounds half away from zero
+# like ROUND_HALF_UP, and dividing by a million is a multiplication by 0.000001.
+_LOCK_CHUNK_SQL = f"""
+    SELECT id, currency, horizon_months FROM {UseCase._meta.db_table}
+    WHERE id = ANY(%s) ORDER BY id FOR UPDATE
+"""
+_CHUNK_MODELS_SQL = f"""
+    SELECT model_id, bool_or(hosting = %s) FROM {Deployment._meta.db_table}
+    WHERE use_case_id = ANY(%s) GROUP BY model_id
+"""
+_RECOMPUTE_CHUNK_SQL = """
+WITH prices AS (
+    SELECT * FROM jsonb_to_recordset(%(prices)s::jsonb) AS x(
+        model_id bigint, team_id bigint, id bigint, input numeric, output numeric, cached numeric, currency text)
+), rates AS (
+    SELECT * FROM jsonb_to_recordset(%(rates)s::jsonb) AS x(
+        source text, target text, id bigint, rate numeric, error text)
+), factors AS (
+    SELECT * FROM jsonb_to_recordset(%(factors)s::jsonb) AS x(horizon integer, factor numeric)
+), hosted AS (
+    SELECT * FROM jsonb_to_recordset(%(hosted)s::jsonb) AS x(deployment_id bigint, cost numeric, line jsonb)
+), use_cases AS (
+    SELECT u.*, coalesce((%(places)s::jsonb ->> u.currency)::integer, 2) AS places
+    FROM {use_case} u WHERE u.id = ANY(%(ids)s)
+), api AS (
+    -- The team's contract price when there is one, else the public price.
+    SELECT d.id, d.use_case_id, d.status, d.monthly_fixed_cost AS fixed, m.key AS model_key,
+           u.currency AS target, u.places,
+           coalesce(pc.id, pp.id) AS price_id, coalesce(pc.currency, pp.currency) AS source,
+           d.requests_per_month * (
+               (d.avg_input_tokens - d.avg_input_tokens * d.cached_input_ratio) * coalesce(pc.input, pp.input)
+               + d.avg_input_tokens * d.cached_input_ratio * coalesce(pc.cached, pp.cached, pc.input, pp.input)
+               + d.avg_output_tokens * coalesce(pc.output, pp.output)
+           ) * 0.000001 AS variable
+    FROM {deployment} d
+    JOIN use_cases u ON u.id = d.use_case_id
+    JOIN {model} m ON m.id = d.model_id
+    LEFT JOIN prices pc ON pc.model_id = d.model_id AND pc.team_id = u.team_id
+    LEFT JOIN prices pp ON pp.model_id = d.model_id AND pp.team_id IS NULL AND pc.id IS NULL
+    WHERE d.hosting <> %(self_hosted)s
+), costs AS (
+    SELECT a.id, a.use_case_id, a.status, a.places, a.model_key, a.price_id, r.id AS rate_id, r.error AS rate_error,
+           CASE WHEN a.price_id IS NULL THEN NULL
+                WHEN a.source = a.target THEN a.variable + a.fixed
+                ELSE a.variable * r.rate + a.fixed END AS cost,
+           NULL::jsonb AS line
+    FROM api a LEFT JOIN rates r ON r.source = a.source AND r.target = a.target
+    UNION ALL
+    SELECT h.deployment_id, d.use_case_id, d.status, u.places, NULL, NULL, NULL, NULL, h.cost, h.line
+    FROM hosted h JOIN {deployment} d ON d.id = h.deployment_id JOIN use_cases u ON u.id = d.use_case_id
+), deployments_written AS (
+    UPDATE {deployment} d SET monthly_cost = round(c.cost, c.places), computed_at = %(now)s
+    FROM costs c
+    WHERE d.id = c.id AND (d.monthly_cost IS DISTINCT FROM round(c.cost, c.places) OR d.computed_at IS NULL)
+), per_use_case AS (
+    -- Only active deployments count towards the use case; unpriced ones count nothing.
+    SELECT use_case_id, sum(cost) FILTER (WHERE status = %(active)s) AS cost FROM costs GROUP BY use_case_id
+), inputs AS (
+    SELECT u.id, u.currency, u.places, u.horizon_months AS horizon, u.one_time_cost AS one_time, f.factor,
+           u.monthly_cost AS old_cost, u.monthly_benefit AS old_benefit, u.roi_pct AS old_roi, u.npv AS old_npv,
+           u.payback_months AS old_payback, u.computed_at AS old_computed_at,
+           u.monthly_fixed_cost + coalesce(p.cost, 0) AS cost,
+           u.hours_saved_per_month * u.hourly_rate + u.other_monthly_benefit AS benefit
+    FROM use_cases u JOIN factors f ON f.horizon = u.horizon_months LEFT JOIN per_use_case p ON p.use_case_id = u.id
+), figures AS (
+    SELECT i.*,
+           round(i.cost, i.places) AS new_cost,
+           round(i.benefit, i.places) AS new_benefit,
+           CASE WHEN i.one_time + i.horizon * i.cost = 0 THEN NULL
+                ELSE round((i.horizon * i.benefit - (i.one_time + i.horizon * i.cost))
+                           / (i.one_time + i.horizon * i.cost) * 100, 2) END AS new_roi,
+           -- NPV in closed form: the monthly net is an annuity over the horizon.
+           round((i.benefit - i.cost) * i.factor - i.one_time, i.places) AS new_npv,
+           CASE WHEN i.one_time <= 0 THEN 0
+                WHEN i.benefit - i.cost <= 0 THEN NULL
+                WHEN ceil(i.one_time / (i.benefit - i.cost)) <= i.horizon
+                    THEN ceil(i.one_time / (i.benefit - i.cost))::integer
+           END AS new_payback
+    FROM inputs i
+), compared AS (
+    SELECT f.*, (
+        f.old_computed_at IS NULL OR f.old_cost IS DISTINCT FROM f.new_cost
+        OR f.old_benefit IS DISTINCT FROM f.new_benefit OR f.old_roi IS DISTINCT FROM f.new_roi
+        OR f.old_npv IS DISTINCT FROM f.new_npv OR f.old_payback IS DISTINCT FROM f.new_payback
+    ) AS changed
+    FROM figures f
+), breakdowns AS (
+    -- One line per deployment, with the catalogue rows it used; built only where a snapshot is written.
+    SELECT c.use_case_id, jsonb_agg(coalesce(c.line,
+        jsonb_build_object('deployment_id', c.id, 'model', c.model_key, 'status', c.status) || CASE
+            WHEN c.price_id IS NULL
+                THEN jsonb_build_object('error', %(no_price_before)s || c.model_key || %(no_price_after)s)
+            ELSE jsonb_build_object('price_id', c.price_id)
+                || CASE WHEN c.rate_id IS NULL THEN jsonb_build_object()
+                        ELSE jsonb_build_object('exchange_rate_id', c.rate_id) END
+                || CASE WHEN c.cost IS NULL THEN jsonb_build_object('error', c.rate_error)
+                        ELSE jsonb_build_object('monthly_cost', round(c.cost, c.places)::text) END
+        END) ORDER BY c.id) AS breakdown
+    FROM costs c JOIN compared x ON x.id = c.use_case_id AND x.changed
+    GROUP BY c.use_case_id
+), snapshots_written AS (
+    INSERT INTO {snapshot} (use_case_id, created_at, priced_on, reason, currency, monthly_cost,
+                            previous_monthly_cost, monthly_benefit, roi_pct, npv, payback_months, breakdown)
+    SELECT x.id, %(now)s, %(on)s, %(reason)s, x.currency, x.new_cost, x.old_cost, x.new_benefit, x.new_roi,
+           x.new_npv, x.new_payback, coalesce(b.breakdown, jsonb_build_array())
+    FROM compared x LEFT JOIN breakdowns b ON b.use_case_id = x.id
+    WHERE x.changed
+)
+UPDATE {use_case} u
+SET monthly_cost = c.new_cost, monthly_benefit = c.new_benefit, roi_pct = c.new_roi, npv = c.new_npv,
+    payback_months = c.new_payback, computed_at = %(now)s, needs_recompute = false
+FROM compared c WHERE u.id = c.id
+RETURNING u.id, c.changed
+""".format(
+    use_case=UseCase._meta.db_table,
+    deployment=Deployment._meta.db_table,
+    snapshot=CostSnapshot._meta.db_table,
+    model=LanguageModel._meta.db_table,
+)
+
+# The annuity factor per (annual rate, horizon) is the same for every chunk.
+_annuity_factor = functools.lru_cache(maxsize=2048)(costing.annuity_factor)
+
+
+def _recompute_chunk_sql(use_case_ids: list[int], *, book: PriceBook, reason: str) -> tuple[int, list[int]]:
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_CHUNK_SQL, [use_case_ids])
+        locked = cursor.fetchall()
+        if not locked:
+            return 0, []
+        ids = [row[0] for row in locked]
+        cursor.execute(_CHUNK_MODELS_SQL, [Deployment.Hosting.SELF_HOSTED, ids])
+        models_used = cursor.fetchall()
+        model_ids = {row[0] for row in models_used}
+        hosted = _self_hosted_costs(ids, book=book) if any(row[1] for row in models_used) else []
+        prices, rates = _chunk_prices_and_rates(book, model_ids=model_ids, currencies={row[1] for row in locked})
+        no_price = _("No price for %(model)s in force on %(date)s.") % {"model": "\x00", "date": book.on}
+        no_price_before, _marker, no_price_after = no_price.partition("\x00")
+        annual_rate = settings.ANNUAL_DISCOUNT_RATE
+        cursor.execute(_RECOMPUTE_CHUNK_SQL, {
+            "ids": ids,
+            "prices": json.dumps(prices),
+            "rates": json.dumps(rates),
+            "factors": json.dumps([
+                {"horizon": horizon, "factor": str(_annuity_factor(annual_rate, horizon))}
+                for horizon in {row[2] for row in locked}
+            ]),
+            "hosted": json.dumps(hosted),
+            "places": json.dumps(costing.CURRENCY_DECIMALS),
+            "self_hosted": Deployment.Hosting.SELF_HOSTED,
+            "active": Deployment.Status.ACTIVE,
+            "no_price_before": no_price_before,
+            "no_price_after": no_price_after,
+            "now": now,
+            "on": book.on,
+            "reason": reason[:200],
+        })
+        written = cursor.fetchall()
+    return len(written), sorted(pk for pk, changed in written if changed)
+
+
+def _chunk_prices_and_rates(
+    book: PriceBook, *, model_ids: set[int], currencies: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The book's prices of these models, and its rates from their currencies into ``currencies``.
+
+    Decimals travel as strings, so PostgreSQL reads exactly the digits Python holds.
+    """
+    prices = [
+        {
+            "model_id": model_id,
+            "team_id": team_id,
+            "id": price.id,
+            "input": str(price.token_price.input),
+            "output": str(price.token_price.output),
+            "cached": None if price.token_price.cached_input is None else str(price.token_price.cached_input),
+            "currency": price.currency,
+        }
+        for (model_id, team_id), price in book.prices.items()
+        if model_id in model_ids
+    ]
+    rates = []
+    for source in sorted({price["currency"] for price in prices}):
+        for target in sorted(currencies - {source}):
+            try:
+                rate = book.rate(source, target)
+            except MissingRate as error:
+                rates.append({"source": source, "target": target, "id": None, "rate": None, "error": str(error)})
+            else:
+                rates.append({"source": source, "target": target, "id": rate.id, "rate": str(rate.rate), "error": None})
+    return prices, rates
+
+
+def _self_hosted_costs(use_case_ids: list[int], *, book: PriceBook) -> list[dict[str, Any]]:
+    """Self-hosted deployments costed in Python: GPU rentals, owned hardware and profiles vary too much for SQL."""
+    deployments = (
+        Deployment.objects.filter(use_case_id__in=use_case_ids, hosting=Deployment.Hosting.SELF_HOSTED)
+        .select_related("model", "self_hosting_profile", "use_case")
+        .order_by("pk")
+    )
+    hosted = []
+    for deployment in deployments:
+        cost = costs.deployment_cost(deployment, book, currency=deployment.use_case.currency)
+        hosted.append({
+            "deployment_id": deployment.pk,
+            "cost": None if cost.monthly_cost is None else str(cost.monthly_cost),
+            "line": cost.line,
+        })
+    return hosted
+
+
 def recompute_use_case(*, use_case_id: int, reason: str = "") -> bool:
     """Recompute one use case; ``False`` when it no longer exists."""
     return recompute_use_cases(use_case_ids=[use_case_id], reason=reason).use_cases == 1
@@ -410,17 +728,32 @@ def _scope_queryset(scope: dict[str, Any]) -> models.QuerySet[UseCase]:
     raise ValueError(f"Unknown recompute scope: {scope!r}")
 
 
-def _id_chunks(queryset: models.QuerySet[UseCase]) -> Iterator[list[int]]:
-    """Ids in ascending chunks, read by keyset so memory stays flat whatever the size."""
+def _id_chunks(queryset: models.QuerySet, *, field: str = "pk") -> Iterator[list[int]]:
+    """Use case ids in ascending chunks, read by keyset so memory stays flat whatever the size.
+
+    ``field`` names the use case id in ``queryset`` when it is not a queryset of use cases.
+    """
+    ids = queryset.order_by(field).values_list(field, flat=True)
+    if field != "pk":
+        ids = ids.distinct()
     last = 0
     while True:
-        chunk = list(
-            queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:settings.RECOMPUTE_CHUNK_SIZE]
-        )
+        chunk = list(ids.filter(**{f"{field}__gt": last})[:settings.RECOMPUTE_CHUNK_SIZE])
         if not chunk:
             return
         yield chunk
         last = chunk[-1]
+
+
+def _scope_chunks(scope: dict[str, Any]) -> Iterator[list[int]]:
+    # Scopes defined by deployments walk the deployments' use case index from the last id
+    # on: the semi-join of _scope_queryset would rescan them from the start for every chunk.
+    # Same precedence as _scope_queryset.
+    if not scope.get("all") and "model_ids" in scope:
+        return _id_chunks(Deployment.objects.filter(model_id__in=scope["model_ids"]), field="use_case_id")
+    if scope.keys().isdisjoint({"all", "currencies", "use_case_ids"}) and scope.get("self_hosted"):
+        return _id_chunks(Deployment.objects.filter(hosting=Deployment.Hosting.SELF_HOSTED), field="use_case_id")
+    return _id_chunks(_scope_queryset(scope))
 
 
 def _monthly_cost_total(queryset: models.QuerySet[UseCase], *, currency: str, book: PriceBook) -> Decimal | None:
@@ -467,7 +800,7 @@ def run_recompute_job(*, job_id: int, inline: bool = False) -> RecomputeJob | No
         updates["started_at"] = timezone.now()
         updates["monthly_cost_before"] = _monthly_cost_total(queryset, currency=job.currency, book=book)
     RecomputeJob.objects.filter(pk=job.pk).update(**updates)
-    for chunk in _id_chunks(queryset):
+    for chunk in _scope_chunks(job.scope):
         if inline:
             recompute_job_chunk(job_id=job.pk, use_case_ids=chunk)
         else:
@@ -564,7 +897,8 @@ def _lock_team(team_id: int) -> None:
     Team.objects.select_for_update().only("pk").get(pk=team_id)
 
 
-def _refuse_removing_last_lead(membership: Membership) -> None:
+def _refuse_losing_the_last_lead(membership: Membership) -> None:
+    # The stored role, not the instance's: change_role has already assigned the new one.
     was_lead = Membership.objects.filter(pk=membership.pk, role=Membership.Role.LEAD).exists()
     other_leads = Membership.objects.filter(team_id=membership.team_id, role=Membership.Role.LEAD).exclude(
         pk=membership.pk
@@ -592,7 +926,7 @@ def change_role(*, membership: Membership, role: str) -> Membership:
     membership.role = role
     membership.full_clean()
     if role != Membership.Role.LEAD:
-        _refuse_removing_last_lead(membership)
+        _refuse_losing_the_last_lead(membership)
     membership.save(update_fields=["role"])
     return membership
 
@@ -601,5 +935,5 @@ def change_role(*, membership: Membership, role: str) -> Membership:
 def remove_member(*, membership: Membership) -> None:
     """Take a user out of a team; the team's last lead stays."""
     _lock_team(membership.team_id)
-    _refuse_removing_last_lead(membership)
+    _refuse_losing_the_last_lead(membership)
     membership.delete()

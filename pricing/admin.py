@@ -19,6 +19,9 @@ class LicenceAdmin(SimpleHistoryAdmin):
     list_filter = ["commercial_use", "requires_attribution", "requires_acceptable_use_policy"]
     search_fields = ["key", "name"]
 
+    def save_model(self, request, obj, form, change):
+        services.save_licence(licence=obj)
+
 
 class PriceInline(admin.TabularInline):
     model = Price
@@ -40,6 +43,9 @@ class LanguageModelAdmin(admin.ModelAdmin):
     list_select_related = ["provider", "licence"]
     search_fields = ["key", "display_name"]
     inlines = [PriceInline]
+
+    def save_model(self, request, obj, form, change):
+        services.save_language_model(model=obj)
 
 
 @admin.register(Price)

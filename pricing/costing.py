@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -17,6 +17,8 @@ HOURS_PER_MONTH = Decimal(730)
 
 # Minor units per ISO 4217; a currency not listed here is shown with two decimals.
 CURRENCY_DECIMALS = {"JPY": 0, "KRW": 0, "USD": 2, "EUR": 2, "GBP": 2, "CNY": 2, "INR": 2}
+# Significant digits a quantized amount may have.
+MONEY_PRECISION = 60
 
 
 # --- Money --------------------------------------------------------------------------
@@ -29,7 +31,9 @@ def currency_exponent(currency: str) -> int:
 def quantize_money(amount: Decimal, currency: str) -> Decimal:
     """Round to the currency's minor unit, half up (JPY to the yen, USD to the cent)."""
     exponent = Decimal(1).scaleb(-currency_exponent(currency))
-    return amount.quantize(exponent, rounding=ROUND_HALF_UP)
+    # Wider than the default 28 digits: portfolio totals converted at extreme rates can
+    # have more, and quantize() refuses a result longer than its context's precision.
+    return amount.quantize(exponent, rounding=ROUND_HALF_UP, context=Context(prec=MONEY_PRECISION))
 
 
 def to_cents(amount: Decimal) -> Decimal:
@@ -214,21 +218,26 @@ def monthly_discount_rate(annual_rate: Decimal) -> Decimal:
         return (ONE + annual_rate) ** (ONE / 12) - ONE
 
 
-def npv(investment: Investment, *, annual_rate: Decimal) -> Decimal:
-    """Net present value, month 0 undiscounted (as ``numpy_financial.npv``).
-
-    The monthly flows form an annuity, so the sum has a closed form; the same
-    expression runs set-based in SQL for the whole portfolio.
-    """
+def annuity_factor(annual_rate: Decimal, horizon_months: int) -> Decimal:
+    """Present value of 1 a month for months 1..H: ``(1 − (1 + r)^−H) / r`` at the monthly rate ``r``."""
     rate = monthly_discount_rate(annual_rate)
-    horizon = investment.horizon_months
     with localcontext() as ctx:
         ctx.prec = 34
         if rate == 0:
-            annuity_factor = Decimal(horizon)
-        else:
-            annuity_factor = (ONE - (ONE + rate) ** -horizon) / rate
-        return investment.monthly_net * annuity_factor - investment.one_time_cost
+            return Decimal(horizon_months)
+        return (ONE - (ONE + rate) ** -horizon_months) / rate
+
+
+def npv(investment: Investment, *, annual_rate: Decimal) -> Decimal:
+    """Net present value, month 0 undiscounted (as ``numpy_financial.npv``).
+
+    The monthly flows form an annuity, so the sum has a closed form; the recompute
+    runs the same expression set-based in SQL, with this module's annuity factor.
+    """
+    factor = annuity_factor(annual_rate, investment.horizon_months)
+    with localcontext() as ctx:
+        ctx.prec = 34
+        return investment.monthly_net * factor - investment.one_time_cost
 
 
 def payback_months(investment: Investment) -> int | None:

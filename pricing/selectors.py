@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from pricing.costing import ONE, TokenPrice
-from pricing.models import ExchangeRate, GpuRate, LanguageModel, Price
+from pricing.models import ExchangeRate, GpuRate, LanguageModel, Price, SelfHostingProfile
 
 
 class MissingRate(LookupError):
@@ -149,3 +149,13 @@ def list_models() -> QuerySet[LanguageModel]:
 def list_exchange_rates() -> QuerySet[ExchangeRate]:
     return ExchangeRate.objects.order_by("base", "quote", "-as_of", "pk")
 
+
+
+def list_self_hosting_profiles() -> QuerySet[SelfHostingProfile]:
+    return SelfHostingProfile.objects.order_by("name")
+
+
+def known_currencies(*, also: Iterable[str] = ()) -> list[str]:
+    """Currencies the catalogue can convert between: those of its exchange rates, plus ``also``."""
+    pairs = ExchangeRate.objects.order_by().values_list("base", "quote").distinct()
+    return sorted({*also, *(code for pair in pairs for code in pair)})

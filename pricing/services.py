@@ -75,6 +75,26 @@ def save_self_hosting_profile(*, profile: SelfHostingProfile) -> SelfHostingProf
 
 
 @transaction.atomic
+def save_licence(*, licence: Licence) -> Licence:
+    """Save a licence; its terms move the licensing checks of every use case on its models."""
+    licence.full_clean()
+    licence.save()
+    model_ids = list(licence.models.values_list("pk", flat=True))
+    if model_ids:
+        portfolio_services.flag_use_cases_of_models(model_ids=model_ids, reason=f"Licence {licence.key} changed")
+    return licence
+
+
+@transaction.atomic
+def save_language_model(*, model: LanguageModel) -> LanguageModel:
+    """Save a catalogue model; a new licence or open-weights flag moves its users' checks and costs."""
+    model.full_clean()
+    model.save()
+    portfolio_services.flag_use_cases_of_models(model_ids=[model.pk], reason=f"Model {model.key} changed")
+    return model
+
+
+@transaction.atomic
 def add_exchange_rate(*, base: str, quote: str, rate: Decimal, as_of: datetime.date, source: str = "") -> ExchangeRate:
     exchange_rate = ExchangeRate(base=base, quote=quote, rate=rate, as_of=as_of, source=source)
     exchange_rate.full_clean()

@@ -5,7 +5,16 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from portfolio.models import MANAGERS_GROUP, Deployment, Membership, ProofOfConcept, Team, UseCase
+from portfolio.models import (
+    MANAGERS_GROUP,
+    ChecklistTemplate,
+    Deployment,
+    GovernanceFramework,
+    Membership,
+    ProofOfConcept,
+    Team,
+    UseCase,
+)
 from pricing.models import ExchangeRate, GpuRate, LanguageModel, Licence, Price, Provider
 
 
@@ -125,3 +134,15 @@ class ProofOfConceptFactory(factory.django.DjangoModelFactory):
 
     use_case = factory.SubFactory(UseCaseFactory)
     hypothesis = "It helps."
+
+
+class ChecklistTemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChecklistTemplate
+        django_get_or_create = ["code"]
+
+    code = factory.Sequence(lambda n: f"test-item-{n}")
+    framework = GovernanceFramework.CORE
+    category = ChecklistTemplate.Category.ETHICS
+    title = factory.LazyAttribute(lambda template: f"Checklist item {template.code}")
+    kind = ChecklistTemplate.Kind.MANUAL

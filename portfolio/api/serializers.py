@@ -1,10 +1,19 @@
+import os
+
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
 from portfolio import selectors
 from portfolio.models import (
+    EVIDENCE_FILE_EXTENSIONS,
+    SELECTABLE_FRAMEWORKS,
+    ChecklistItem,
+    ChecklistTemplate,
     CostSnapshot,
     Deployment,
+    GovernanceFramework,
     Membership,
     PortfolioSnapshot,
     ProofOfConcept,
@@ -15,6 +24,31 @@ from portfolio.models import (
 from pricing.models import LanguageModel
 
 MAX_BULK_ROWS = 1000
+
+
+class VisibleTeamField(serializers.SlugRelatedField):
+    """A team by slug, among the caller's teams: others read as "does not exist".
+
+    Scoped when the value is validated rather than in ``__init__``, so it holds in nested
+    and list serializers too, which see the request only once bound to their parent.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="slug", queryset=Team.objects.none(), **kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        return Team.objects.none() if request is None else selectors.visible_teams(user=request.user)
+
+    def to_internal_value(self, data):
+        # A bulk request names the same few teams on up to a thousand rows: each is read
+        # once per request (the field lives as long as its serializer).
+        if not isinstance(data, str):
+            return super().to_internal_value(data)
+        found = self.__dict__.setdefault("_found", {})
+        if data not in found:
+            found[data] = super().to_internal_value(data)
+        return found[data]
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -28,7 +62,7 @@ class MembershipSerializer(serializers.ModelSerializer):
     """A user's role in a team; leads manage their own team's members."""
 
     user = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all())
-    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    team = VisibleTeamField()
 
     class Meta:
         model = Membership
@@ -39,10 +73,6 @@ class MembershipSerializer(serializers.ModelSerializer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None:
-            # Only the caller's teams can be named; others read as "does not exist".
-            self.fields["team"].queryset = selectors.visible_teams(user=request.user)
         if self.instance is not None:
             # A membership changes role only; moving someone is a removal and an addition.
             self.fields["user"].read_only = True
@@ -53,31 +83,42 @@ COMPUTED_USE_CASE_FIELDS = ["monthly_cost", "monthly_benefit", "roi_pct", "npv",
                             "governance_status", "computed_at", "needs_recompute", "version"]
 
 
+class FrameworksField(serializers.ListField):
+    """The governance frameworks a use case follows on top of the core rules, each once."""
+
+    child = serializers.ChoiceField(choices=[(value, label) for value, label in GovernanceFramework.choices
+                                             if value in SELECTABLE_FRAMEWORKS])
+
+    def to_internal_value(self, data):
+        frameworks = super().to_internal_value(data)
+        if len(set(frameworks)) != len(frameworks):
+            raise serializers.ValidationError("Name each framework once.")
+        return frameworks
+
+
 class UseCaseSerializer(serializers.ModelSerializer):
     """A use case; ``team`` is a slug, set on creation only. Computed figures are read-only."""
 
-    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    team = VisibleTeamField()
     owner = serializers.SlugRelatedField(
         slug_field="username", required=False, allow_null=True,
         queryset=get_user_model().objects.all(),
     )
+    frameworks = FrameworksField(required=False)
 
     class Meta:
         model = UseCase
         fields = ["id", "team", "external_id", "title", "description", "category", "stage", "owner", "risk_tier",
                   "data_classification", "currency", "hours_saved_per_month", "hourly_rate",
                   "other_monthly_benefit", "one_time_cost", "monthly_fixed_cost", "horizon_months",
-                  "expected_monthly_active_users", *COMPUTED_USE_CASE_FIELDS, "created_at", "updated_at"]
+                  "expected_monthly_active_users", "ai_role", "frameworks",
+                  *COMPUTED_USE_CASE_FIELDS, "created_at", "updated_at"]
         read_only_fields = ["id", *COMPUTED_USE_CASE_FIELDS, "created_at", "updated_at"]
         # (team, external_id) uniqueness is checked by the service with the model's message.
         validators = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None:
-            # Only the caller's teams can be chosen; others read as "does not exist".
-            self.fields["team"].queryset = selectors.visible_teams(user=request.user)
         if self.instance is not None and not isinstance(self.instance, list):
             self.fields["team"].read_only = True
 
@@ -151,8 +192,7 @@ class CostSnapshotSerializer(serializers.ModelSerializer):
 class WhatIfSerializer(serializers.Serializer):
     from_model = serializers.SlugRelatedField(slug_field="key", queryset=LanguageModel.objects.all())
     to_model = serializers.SlugRelatedField(slug_field="key", queryset=LanguageModel.objects.all())
-    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False,
-                                        allow_null=True)
+    team = VisibleTeamField(required=False, allow_null=True)
     stage = serializers.ChoiceField(choices=UseCase.Stage.choices, required=False, allow_null=True)
 
     def validate(self, attrs):
@@ -161,8 +201,93 @@ class WhatIfSerializer(serializers.Serializer):
         return attrs
 
 
+# --- Answers built by hand (bulk upsert, summary, what-if), described for the schema --------
+
+
+def money(**kwargs) -> serializers.DecimalField:
+    """An amount in the answer's currency, as a string (no decimals for JPY)."""
+    return serializers.DecimalField(max_digits=40, decimal_places=2, **kwargs)
+
+
+class BulkUpsertRowResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    team = serializers.SlugField()
+    external_id = serializers.CharField()
+    created = serializers.BooleanField(help_text="True when the row was created, false when updated.")
+
+
+class BulkUpsertResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    results = BulkUpsertRowResultSerializer(many=True)
+
+
+class SummaryGroupSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Use cases.")
+    monthly_cost = money()
+    monthly_benefit = money()
+    npv = money()
+
+
+class SummaryTotalsSerializer(SummaryGroupSerializer):
+    stale = serializers.IntegerField(help_text="Use cases whose figures wait for a recompute.")
+
+
+class SummaryModelSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Active deployments.")
+    monthly_cost = money()
+
+
+class ComplianceSummarySerializer(serializers.Serializer):
+    use_cases = serializers.DictField(child=serializers.IntegerField(), help_text="Use cases by governance status.")
+    compliant_pct = serializers.DecimalField(max_digits=5, decimal_places=2, allow_null=True)
+    failed_items_by_category = serializers.DictField(child=serializers.IntegerField())
+    open_items_by_category = serializers.DictField(child=serializers.IntegerField())
+    waived_items_by_category = serializers.DictField(child=serializers.IntegerField())
+
+
+class PortfolioSummarySerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    totals = SummaryTotalsSerializer()
+    by_team = serializers.DictField(child=SummaryGroupSerializer(), help_text="By team slug.")
+    by_stage = serializers.DictField(child=SummaryGroupSerializer())
+    by_model = serializers.DictField(child=SummaryModelSerializer(), help_text="Active deployments by model key.")
+    compliance = ComplianceSummarySerializer()
+
+
+LICENCE_FINDINGS = ["licence_unknown", "commercial_use_not_allowed", "monthly_active_user_limit_exceeded"]
+
+
+class WhatIfUseCaseSerializer(serializers.Serializer):
+    """A use case the swap touches, in its own currency."""
+
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    team = serializers.SlugField()
+    currency = serializers.CharField()
+    current_monthly_cost = money()
+    projected_monthly_cost = money()
+    monthly_savings = money()
+    licence_findings_before = serializers.ListField(child=serializers.ChoiceField(choices=LICENCE_FINDINGS))
+    licence_findings_after = serializers.ListField(child=serializers.ChoiceField(choices=LICENCE_FINDINGS))
+    governance_changes = serializers.BooleanField(help_text="True when the licence findings differ after the swap.")
+
+
+class WhatIfResultSerializer(serializers.Serializer):
+    from_model = serializers.CharField()
+    to_model = serializers.CharField()
+    currency = serializers.CharField()
+    current_monthly_cost = money()
+    projected_monthly_cost = money()
+    monthly_savings = money()
+    affected_use_cases = WhatIfUseCaseSerializer(many=True)
+    unpriced_deployments = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Ids of deployments no price in force covers, left out."
+    )
+
+
 class RecomputeJobSerializer(serializers.ModelSerializer):
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     progress_pct = serializers.IntegerField(read_only=True)
     monthly_cost_delta = serializers.DecimalField(max_digits=21, decimal_places=2, read_only=True, allow_null=True)
 
@@ -180,3 +305,98 @@ class PortfolioSnapshotSerializer(serializers.ModelSerializer):
         fields = ["id", "taken_on", "taken_at", "currency", "use_cases", "monthly_cost", "monthly_benefit", "npv",
                   "by_team", "by_stage", "by_model"]
         read_only_fields = fields
+
+
+# --- Governance ----------------------------------------------------------------------------
+
+
+class ChecklistItemSerializer(serializers.ModelSerializer):
+    """A governance checklist item of a use case: its template's text, status, evidence and waiver."""
+
+    team = serializers.SlugRelatedField(source="use_case.team", slug_field="slug", read_only=True)
+    code = serializers.CharField(source="template.code", read_only=True)
+    framework = serializers.ChoiceField(source="template.framework", choices=GovernanceFramework.choices,
+                                        read_only=True)
+    category = serializers.ChoiceField(source="template.category", choices=ChecklistTemplate.Category.choices,
+                                       read_only=True)
+    kind = serializers.ChoiceField(source="template.kind", choices=ChecklistTemplate.Kind.choices, read_only=True)
+    title = serializers.CharField(source="template.title", read_only=True)
+    guidance = serializers.CharField(source="template.guidance", read_only=True)
+    reference = serializers.CharField(source="template.reference", read_only=True)
+    evidence_file = serializers.SerializerMethodField(help_text="Where to download the evidence file.")
+    evidence_file_name = serializers.SerializerMethodField()
+    recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    waived_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ChecklistItem
+        fields = ["id", "use_case", "team", "code", "framework", "category", "kind", "title", "guidance",
+                  "reference", "required", "status", "detail", "evidence_text", "evidence_url", "evidence_file",
+                  "evidence_file_name", "recorded_by", "recorded_at", "waiver_reason", "waived_by", "waived_at",
+                  "waiver_expires_on", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_evidence_file(self, item) -> str | None:
+        if not item.evidence_file:
+            return None
+        return reverse("api:checklist-item-evidence-file", args=[item.pk], request=self.context.get("request"))
+
+    def get_evidence_file_name(self, item) -> str | None:
+        return os.path.basename(item.evidence_file.name) if item.evidence_file else None
+
+
+class UpdateChecklistItemSerializer(serializers.Serializer):
+    """A PATCH of a checklist item.
+
+    Members record evidence, and the status of manual items (``open``, ``passed``,
+    ``failed``). Portfolio managers waive an item with ``status: waived`` and a
+    ``waiver_reason`` (an optional ``waiver_expires_on``), and lift a waiver by setting
+    another status. An automatic item's status comes from its rule.
+    """
+
+    status = serializers.ChoiceField(choices=ChecklistItem.Status.choices, required=False)
+    evidence_text = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    evidence_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+    evidence_file = serializers.FileField(
+        required=False, allow_null=True, max_length=255,
+        help_text=f"Up to EVIDENCE_MAX_UPLOAD_BYTES; one of: {', '.join(EVIDENCE_FILE_EXTENSIONS)}. "
+                  "null removes the file.",
+    )
+    waiver_reason = serializers.CharField(required=False, allow_blank=True, max_length=5_000)
+    waiver_expires_on = serializers.DateField(required=False, allow_null=True)
+
+
+class AuditChangeSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    old = serializers.JSONField(allow_null=True)
+    new = serializers.JSONField(allow_null=True)
+
+
+class AuditEntrySerializer(serializers.Serializer):
+    """One change in a record's audit trail: who, when, how and what."""
+
+    history_id = serializers.IntegerField()
+    history_date = serializers.DateTimeField()
+    history_type = serializers.ChoiceField(choices=["created", "changed", "deleted"])
+    history_user = serializers.CharField(allow_null=True)
+    history_change_reason = serializers.CharField(allow_blank=True)
+    changes = AuditChangeSerializer(many=True)
+
+
+class BlockingItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True, help_text="null: an item this change would create.")
+    code = serializers.CharField()
+    title = serializers.CharField()
+    category = serializers.ChoiceField(choices=ChecklistTemplate.Category.choices)
+    status = serializers.ChoiceField(choices=ChecklistItem.Status.choices)
+    detail = serializers.CharField(allow_blank=True)
+
+
+class GateRefusedSerializer(serializers.Serializer):
+    """A stage change refused by the governance gate (409)."""
+
+    detail = serializers.CharField()
+    stage = serializers.CharField()
+    blocking_items = BlockingItemSerializer(many=True)
+    reasons = serializers.ListField(child=serializers.CharField())

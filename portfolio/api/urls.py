@@ -12,6 +12,7 @@ router.register("pocs", views.ProofOfConceptViewSet, basename="poc")
 router.register("cost-snapshots", views.CostSnapshotViewSet, basename="cost-snapshot")
 router.register("snapshots", views.PortfolioSnapshotViewSet, basename="snapshot")
 router.register("jobs", views.RecomputeJobViewSet, basename="job")
+router.register("checklist-items", views.ChecklistItemViewSet, basename="checklist-item")
 
 urlpatterns = [
     path("use-cases/bulk/", views.UseCaseBulkUpsertView.as_view(), name="use-case-bulk"),

@@ -1,7 +1,11 @@
+from decimal import Decimal
+
 from rest_framework import serializers
 
 from portfolio.models import Team
 from pricing.models import ExchangeRate, LanguageModel, Licence, Price
+
+MAX_EXCHANGE_RATE = Decimal(10_000_000)
 
 
 class LicenceSerializer(serializers.ModelSerializer):
@@ -14,7 +18,7 @@ class LicenceSerializer(serializers.ModelSerializer):
 
 class LanguageModelSerializer(serializers.ModelSerializer):
     provider = serializers.SlugRelatedField(slug_field="key", read_only=True)
-    licence = LicenceSerializer(read_only=True)
+    licence = LicenceSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = LanguageModel
@@ -24,7 +28,7 @@ class LanguageModelSerializer(serializers.ModelSerializer):
 
 class PriceSerializer(serializers.ModelSerializer):
     model = serializers.SlugRelatedField(slug_field="key", queryset=LanguageModel.objects.all())
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = Price
@@ -50,4 +54,10 @@ class ExchangeRateSerializer(serializers.ModelSerializer):
         model = ExchangeRate
         fields = ["id", "base", "quote", "rate", "as_of", "source", "created_at"]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            # A rate names its pair: no default currency on the way in.
+            "base": {"required": True},
+            # Above any real rate, and keeps the value exact where SQLite stores it as a float.
+            "rate": {"max_value": MAX_EXCHANGE_RATE},
+        }
         validators = []

@@ -1,9 +1,13 @@
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from config.api import ETagMixin, UpdatedSinceFilter
 from config.permissions import IsManagerOrReadOnly
 from portfolio import selectors as portfolio_selectors
+from portfolio.api.serializers import AuditEntrySerializer
 from pricing import selectors, services
 from pricing.api.serializers import (
     CreatePriceSerializer,
@@ -11,16 +15,24 @@ from pricing.api.serializers import (
     LanguageModelSerializer,
     PriceSerializer,
 )
-from pricing.models import ExchangeRate, Price
+from pricing.models import ExchangeRate, LanguageModel, Price
 
 
-class LanguageModelViewSet(viewsets.ReadOnlyModelViewSet):
+class LanguageModelFilter(filters.FilterSet):
+    updated_since = UpdatedSinceFilter()
+
+    class Meta:
+        model = LanguageModel
+        fields = ["open_weights", "provider__key", "licence__key"]
+
+
+class LanguageModelViewSet(ETagMixin, viewsets.ReadOnlyModelViewSet):
     """The model catalogue with licences; changed in the admin."""
 
     serializer_class = LanguageModelSerializer
     lookup_field = "key"
     lookup_value_regex = r"[^/]+/[^/]+"
-    filterset_fields = ["open_weights", "provider__key", "licence__key"]
+    filterset_class = LanguageModelFilter
     search_fields = ["key", "display_name"]
     ordering_fields = ["key", "display_name", "context_window"]
 
@@ -34,14 +46,14 @@ class PriceFilter(filters.FilterSet):
     effective_from_after = filters.DateFilter(field_name="effective_from", lookup_expr="gte")
     effective_from_before = filters.DateFilter(field_name="effective_from", lookup_expr="lte")
     # Prices are never edited, so a row's creation is its last change.
-    updated_since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    updated_since = UpdatedSinceFilter(field_name="created_at")
 
     class Meta:
         model = Price
         fields = ["model", "team", "currency", "source"]
 
 
-class PriceViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class PriceViewSet(ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Effective-dated prices. Never edited: a new price supersedes the old one from its date."""
 
     permission_classes = [IsManagerOrReadOnly]
@@ -50,7 +62,8 @@ class PriceViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         # Contract prices are the team's business: others see public prices only.
-        return portfolio_selectors.visible_prices(user=self.request.user).order_by("model__key", "-effective_from", "pk")
+        prices = portfolio_selectors.visible_prices(user=self.request.user)
+        return prices.order_by("model__key", "-effective_from", "pk")
 
     def get_serializer_class(self):
         return CreatePriceSerializer if self.action == "create" else PriceSerializer
@@ -61,17 +74,24 @@ class PriceViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         price = services.add_price(**serializer.validated_data)
         return Response(PriceSerializer(price).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses=AuditEntrySerializer(many=True))
+    @action(detail=True, filter_backends=[], pagination_class=None)
+    def history(self, request, pk=None):
+        """The price's audit trail: prices are never edited, so it shows who added it, and when."""
+        records = self.get_object().history.all()
+        return Response(AuditEntrySerializer(portfolio_selectors.audit_trail(records=records), many=True).data)
+
 
 class ExchangeRateFilter(filters.FilterSet):
     # Rates are never edited, so a row's creation is its last change.
-    updated_since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    updated_since = UpdatedSinceFilter(field_name="created_at")
 
     class Meta:
         model = ExchangeRate
         fields = ["base", "quote"]
 
 
-class ExchangeRateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ExchangeRateViewSet(ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Exchange rates by date. Never edited: a newer rate for the pair supersedes the old one."""
 
     permission_classes = [IsManagerOrReadOnly]

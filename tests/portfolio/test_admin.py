@@ -1,9 +1,9 @@
 import pytest
 from django.urls import reverse
 
-from portfolio import services
-from portfolio.models import CostSnapshot, Deployment, Membership, ProofOfConcept, Team, UseCase
-from tests.factories import DeploymentFactory, MembershipFactory, ProofOfConceptFactory, UserFactory
+from portfolio import governance, services
+from portfolio.models import ChecklistTemplate, CostSnapshot, Deployment, Membership, ProofOfConcept, Team, UseCase
+from tests.factories import DeploymentFactory, MembershipFactory, ProofOfConceptFactory, UseCaseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +46,7 @@ def test_admin_edit_of_a_use_case_flags_a_recompute(admin_client, records, djang
         "risk_tier": "unassessed", "data_classification": "internal", "currency": "USD",
         "hours_saved_per_month": "10", "hourly_rate": "50", "other_monthly_benefit": "0", "one_time_cost": "0",
         "monthly_fixed_cost": "0", "horizon_months": "36", "expected_monthly_active_users": "0",
+        "ai_role": "business_user",
         "deployments-TOTAL_FORMS": "0", "deployments-INITIAL_FORMS": "0",
         "pocs-TOTAL_FORMS": "0", "pocs-INITIAL_FORMS": "0",
     }
@@ -59,3 +60,60 @@ def test_admin_edit_of_a_use_case_flags_a_recompute(admin_client, records, djang
     services.recompute_stale()
     use_case.refresh_from_db()
     assert use_case.monthly_benefit == 500
+
+
+# --- Governance -------------------------------------------------------------------------------
+
+
+def use_case_form(use_case, **changes):
+    return {
+        "team": use_case.team_id, "title": use_case.title, "description": "", "category": "other",
+        "stage": use_case.stage, "risk_tier": use_case.risk_tier, "data_classification": "internal",
+        "currency": "USD", "hours_saved_per_month": "0", "hourly_rate": "0", "other_monthly_benefit": "0",
+        "one_time_cost": "0", "monthly_fixed_cost": "0", "horizon_months": "36",
+        "expected_monthly_active_users": "0", "ai_role": "business_user", "frameworks": ["eu_ai_act"],
+        "deployments-TOTAL_FORMS": "0", "deployments-INITIAL_FORMS": "0",
+        "pocs-TOTAL_FORMS": "0", "pocs-INITIAL_FORMS": "0", **changes,
+    }
+
+
+def test_governance_admin_pages_render(admin_client, team):
+    use_case = UseCaseFactory(team=team)
+    governance.evaluate_checklists(use_case_ids=[use_case.pk])
+    item = use_case.checklist_items.select_related("template").first()
+    for name, pk in (("checklisttemplate", item.template_id), ("checklistitem", item.pk)):
+        assert admin_client.get(reverse(f"admin:portfolio_{name}_changelist")).status_code == 200
+        assert admin_client.get(reverse(f"admin:portfolio_{name}_change", args=[pk])).status_code == 200
+        assert admin_client.get(reverse(f"admin:portfolio_{name}_history", args=[pk])).status_code == 200
+    assert admin_client.get(reverse("admin:portfolio_checklistitem_add")).status_code == 403
+
+
+def test_a_template_is_added_with_its_conditions_as_checkboxes(admin_client):
+    response = admin_client.post(reverse("admin:portfolio_checklisttemplate_add"), {
+        "code": "red-team", "framework": "core", "category": "security", "title": "Red-teamed before launch",
+        "guidance": "", "reference": "", "position": "0", "kind": "manual", "rule": "", "required": "on",
+        "active": "on", "applies_to_risk_tiers": ["limited", "high"], "applies_to_hosting": ["api"],
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    template = ChecklistTemplate.objects.get(code="red-team")
+    assert (set(template.applies_to_risk_tiers), template.applies_to_hosting, template.applies_to_ai_roles) == (
+        {"limited", "high"}, ["api"], [])
+
+
+def test_the_admin_holds_a_use_case_at_the_gate_too(admin_client, team, django_capture_on_commit_callbacks):
+    use_case = UseCaseFactory(team=team, risk_tier="minimal")
+    url = reverse("admin:portfolio_usecase_change", args=[use_case.pk])
+    not_evaluated = admin_client.post(url, use_case_form(use_case, stage="production"))
+    assert not_evaluated.status_code == 200 and "not been evaluated" in not_evaluated.content.decode()
+
+    governance.evaluate_checklists(use_case_ids=[use_case.pk])
+    use_case.refresh_from_db()
+    refused = admin_client.post(url, use_case_form(use_case, stage="production"))
+    assert refused.status_code == 200 and "eu-ai-literacy" in refused.content.decode()
+
+    item = use_case.checklist_items.get(template__code="eu-ai-literacy")
+    governance.waive_item(item=item, by=UserFactory(username="root"), reason="Group course covers it.")
+    with django_capture_on_commit_callbacks():
+        moved = admin_client.post(url, use_case_form(use_case, stage="production"))
+    assert moved.status_code == 302
+    assert UseCase.objects.get(pk=use_case.pk).stage == "production"

@@ -1,12 +1,14 @@
 import datetime
+import threading
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from portfolio import services
-from portfolio.models import UseCase
-from pricing.models import Price
+from portfolio.models import Membership, UseCase
+from pricing.models import ExchangeRate, Price
 from tests.factories import DeploymentFactory, MembershipFactory, UseCaseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -282,3 +284,223 @@ def test_schema_and_docs_are_served(member):
 def test_lead_of_one_team_sees_only_that_team(other_team, ours):
     lead = MembershipFactory(team=other_team, role="lead", user=UserFactory(username="lead")).user
     assert api(lead).get("/api/v1/use-cases/").json()["count"] == 0
+
+
+@pytest.fixture
+def lead(team):
+    return MembershipFactory(team=team, role="lead", user=UserFactory(username="lena")).user
+
+
+def test_lead_adds_promotes_and_removes_members_of_their_team(lead, member):
+    client = api(lead)
+    added = client.post("/api/v1/memberships/", {"team": "support", "user": UserFactory(username="dave").username},
+                        format="json")
+    assert added.status_code == 201
+    assert added.json() | {"id": 0, "created_at": ""} == {"id": 0, "user": "dave", "team": "support",
+                                                          "role": "member", "created_at": ""}
+
+    alice = Membership.objects.get(user=member)
+    promoted = client.patch(f"/api/v1/memberships/{alice.pk}/", {"role": "lead", "team": "research"}, format="json")
+    assert promoted.status_code == 200 and promoted.json()["team"] == "support"  # team is read-only
+    assert client.delete(f"/api/v1/memberships/{added.json()['id']}/").status_code == 204
+    assert set(Membership.objects.values_list("user__username", "role")) == {("alice", "lead"), ("lena", "lead")}
+
+
+def test_member_reads_their_teams_memberships_but_cannot_change_them(member, lead, outsider):
+    client = api(member)
+    listed = client.get("/api/v1/memberships/").json()["results"]
+    assert {row["user"] for row in listed} == {"alice", "lena"}  # not bob, who is in research
+
+    lena = Membership.objects.get(user=lead)
+    assert client.patch(f"/api/v1/memberships/{lena.pk}/", {"role": "member"}, format="json").status_code == 403
+    assert client.delete(f"/api/v1/memberships/{lena.pk}/").status_code == 403
+    assert client.post("/api/v1/memberships/", {"team": "support", "user": "bob"}, format="json").status_code == 403
+    assert Membership.objects.count() == 3
+
+
+def test_a_lead_manages_only_their_own_team(lead, outsider, other_team, team):
+    client = api(lead)
+    bob = Membership.objects.get(user=outsider)
+    assert client.get(f"/api/v1/memberships/{bob.pk}/").status_code == 404
+    assert client.patch(f"/api/v1/memberships/{bob.pk}/", {"role": "lead"}, format="json").status_code == 404
+    assert client.delete(f"/api/v1/memberships/{bob.pk}/").status_code == 404
+    refused = client.post("/api/v1/memberships/", {"team": "research", "user": "lena"}, format="json")
+    assert refused.status_code == 400 and "team" in refused.json()
+
+    # A lead who is a plain member elsewhere reads that team but does not manage it.
+    MembershipFactory(team=other_team, user=lead)
+    assert client.get(f"/api/v1/memberships/{bob.pk}/").status_code == 200
+    assert client.post("/api/v1/memberships/", {"team": "research", "user": UserFactory().username},
+                       format="json").status_code == 403
+    assert client.patch(f"/api/v1/memberships/{bob.pk}/", {"role": "lead"}, format="json").status_code == 403
+    assert not Membership.objects.filter(team=other_team, role="lead").exists()
+
+
+def test_the_last_lead_cannot_step_down_or_leave(lead):
+    client = api(lead)
+    own = Membership.objects.get(user=lead)
+    demoted = client.patch(f"/api/v1/memberships/{own.pk}/", {"role": "member"}, format="json")
+    removed = client.delete(f"/api/v1/memberships/{own.pk}/")
+    assert (demoted.status_code, removed.status_code) == (400, 400)
+    assert "role" in demoted.json() and "role" in removed.json()
+    assert Membership.objects.get(pk=own.pk).role == "lead"
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"team": "support", "user": "alice"}, "non_field_errors"),  # already a member
+    ({"team": "support", "user": "nobody"}, "user"),
+    ({"team": "support", "user": "dave", "role": "owner"}, "role"),
+    ({"team": "support"}, "user"),
+    ({"user": "dave"}, "team"),
+])
+def test_bad_membership_input_is_a_400(manager, member, payload, field):
+    UserFactory(username="dave")
+    response = api(manager).post("/api/v1/memberships/", payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert Membership.objects.count() == 1
+
+
+def test_manager_manages_every_team_and_filters_memberships(manager, member, outsider):
+    client = api(manager)
+    bob = Membership.objects.get(user=outsider)
+    assert client.patch(f"/api/v1/memberships/{bob.pk}/", {"role": "lead"}, format="json").status_code == 200
+    leads = client.get("/api/v1/memberships/", {"role": "lead"}).json()["results"]
+    in_support = client.get("/api/v1/memberships/", {"team": "support"}).json()["results"]
+    assert [row["user"] for row in leads] == ["bob"]
+    assert [row["user"] for row in in_support] == ["alice"]
+
+
+def test_membership_list_runs_a_constant_number_of_queries(manager, team, django_assert_max_num_queries):
+    for _ in range(30):
+        MembershipFactory(team=team)
+    with django_assert_max_num_queries(5):
+        response = api(manager).get("/api/v1/memberships/", {"page_size": 500})
+    assert len(response.json()["results"]) == 30
+
+
+def test_bulk_upsert_refuses_rows_for_another_team(outsider, team):
+    response = api(outsider).post("/api/v1/use-cases/bulk/", {"rows": [
+        {"team": "support", "external_id": "x-1", "title": "Sneaky"},
+    ]}, format="json")
+    assert response.status_code == 400
+    assert "team" in response.json()["rows"]["0"]
+    assert not UseCase.objects.exists()
+
+
+def test_page_size_is_capped_at_500(manager, team):
+    UseCase.objects.bulk_create(UseCase(team=team, title=f"Use case {n}") for n in range(501))
+    body = api(manager).get("/api/v1/use-cases/", {"page_size": 1000}).json()
+    assert (body["count"], len(body["results"])) == (501, 500)
+    assert "page=2" in body["next"]
+
+
+def test_updated_since_pulls_only_what_changed(member, team):
+    old = UseCaseFactory(team=team, title="Old")
+    UseCase.objects.filter(pk=old.pk).update(updated_at=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC))
+    UseCaseFactory(team=team, title="New")
+    client = api(member)
+
+    def titles(since):
+        response = client.get("/api/v1/use-cases/", {"updated_since": since})
+        return response.status_code, [row["title"] for row in response.json().get("results", [])]
+
+    assert titles("2025-01-01T00:00:00Z") == (200, ["New"])
+    # Offsets PostgreSQL refuses (beyond ±15:59) are valid ISO 8601: compared in UTC.
+    assert titles("2024-01-01T16:00:00+16:30") == (200, ["New", "Old"])
+    assert titles("0001-01-01T00:00:00+16:00")[0] == 400
+    assert titles("yesterday")[0] == 400
+
+
+def test_every_synced_list_filters_by_updated_since(manager):
+    for url in ["use-cases", "deployments", "pocs", "checklist-items", "cost-snapshots", "models", "prices",
+                "exchange-rates"]:
+        response = api(manager).get(f"/api/v1/{url}/", {"updated_since": "2999-01-01T00:00:00Z"})
+        assert (url, response.status_code, response.json()["count"]) == (url, 200, 0)
+
+
+@pytest.mark.parametrize("request_args", [
+    ("get", "/api/v1/teams/sup%00port/", None),
+    ("get", "/api/v1/use-cases/?search=%00", None),
+    ("put", "/api/v1/use-cases/by-external-id/support/ERP%00/", {"title": "x"}),
+    ("post", "/api/v1/memberships/", {"team": "sup\x00port", "user": "alice"}),
+    ("post", "/api/v1/portfolio/what-if/", {"from_model": "openai/gpt-4o\x00", "to_model": "meta/llama-3-70b"}),
+])
+@pytest.mark.parametrize("body_format", ["json", "multipart"])
+def test_nul_characters_are_a_400_not_a_database_error(manager, member, request_args, body_format):
+    method, url, data = request_args
+    response = getattr(api(manager), method)(url, data, format=body_format)
+    assert response.status_code == 400
+
+
+def test_exchange_rates_name_both_currencies(manager):
+    response = api(manager).post("/api/v1/exchange-rates/", {"quote": "JPY", "rate": "150", "as_of": "2030-01-01"},
+                                 format="json")
+    assert response.status_code == 400 and "base" in response.json()
+    assert not ExchangeRate.objects.filter(as_of="2030-01-01").exists()
+
+
+def test_the_schema_documents_ordering_and_page_size(member):
+    schema = api(member).get("/api/v1/schema/", {"format": "json"}).json()
+    parameters = {p["name"]: p for p in schema["paths"]["/api/v1/use-cases/"]["get"]["parameters"]}
+    assert "updated_at" in parameters["ordering"]["description"]
+    assert "500" in parameters["page_size"]["description"]
+    assert "updated_since" in parameters
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_upserts_of_one_external_id_make_one_use_case(member, team):
+    """Two sync clients PUT the same new external id at once: one creates it, the other updates it."""
+    url = "/api/v1/use-cases/by-external-id/support/ERP-7/"
+    barrier = threading.Barrier(2)
+    statuses, errors = [], []
+
+    def put(title):
+        try:
+            client = api(member)
+            barrier.wait()
+            statuses.append(client.put(url, {"title": title}, format="json").status_code)
+        except BaseException as error:  # noqa: BLE001 - reported to the test
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=put, args=(title,)) for title in ("From the CRM", "From the ERP")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sorted(statuses) == [200, 201]
+    assert UseCase.objects.filter(team=team, external_id="ERP-7").count() == 1
+
+
+def test_teams_and_memberships_refuse_stale_writes(manager, member, team):
+    client = api(manager)
+    team_etag = client.get("/api/v1/teams/support/")["ETag"]
+    renamed = client.patch("/api/v1/teams/support/", {"name": "Support desk"}, format="json", HTTP_IF_MATCH=team_etag)
+    stale = client.patch("/api/v1/teams/support/", {"name": "Help desk"}, format="json", HTTP_IF_MATCH=team_etag)
+    assert renamed.status_code == 200 and renamed["ETag"] != team_etag
+    assert stale.status_code == 412
+
+    alice = Membership.objects.get(user=member)
+    etag = client.get(f"/api/v1/memberships/{alice.pk}/")["ETag"]
+    assert client.patch(f"/api/v1/memberships/{alice.pk}/", {"role": "lead"}, format="json",
+                        HTTP_IF_MATCH=etag).status_code == 200
+    assert client.delete(f"/api/v1/memberships/{alice.pk}/", HTTP_IF_MATCH=etag).status_code == 412
+    assert Membership.objects.get(pk=alice.pk).role == "lead"
+
+
+def test_summary_of_extreme_figures_at_an_extreme_rate_is_still_an_answer(manager, team):
+    # Nine of the costliest use cases the columns hold: as much as SQLite's SUM() can add up.
+    UseCase.objects.bulk_create(
+        UseCase(team=team, title=f"Use case {n}", monthly_cost=Decimal("999999999999999999.99")) for n in range(9)
+    )
+    created = api(manager).post("/api/v1/exchange-rates/", {"base": "USD", "quote": "ABC", "rate": "9999999.99999999",
+                                                            "as_of": "2024-01-01"}, format="json")
+    too_big = api(manager).post("/api/v1/exchange-rates/", {"base": "USD", "quote": "ABD", "rate": "99999999",
+                                                            "as_of": "2024-01-01"}, format="json")
+    summary = api(manager).get("/api/v1/portfolio/summary/", {"currency": "ABC"})
+    assert (created.status_code, too_big.status_code, summary.status_code) == (201, 400, 200)
+    assert Decimal(summary.json()["totals"]["monthly_cost"]) > Decimal("1E+25")

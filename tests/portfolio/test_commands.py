@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from portfolio import selectors
-from portfolio.models import Deployment, ProofOfConcept, Team, UseCase
+from portfolio.models import Deployment, PortfolioSnapshot, ProofOfConcept, Team, UseCase
 
 pytestmark = pytest.mark.django_db
 
@@ -34,3 +34,13 @@ def test_seed_demo_twice_adds_nothing():
     counts = (UseCase.objects.count(), Deployment.objects.count(), get_user_model().objects.count())
     call_command("seed_demo")
     assert (UseCase.objects.count(), Deployment.objects.count(), get_user_model().objects.count()) == counts
+
+
+def test_seed_demo_leaves_twelve_weeks_of_portfolio_snapshots_for_the_trend_chart():
+    call_command("seed_demo")
+    call_command("seed_demo")
+    snapshots = list(PortfolioSnapshot.objects.order_by("taken_on"))
+    assert len(snapshots) == 13
+    assert (snapshots[-1].taken_on - snapshots[0].taken_on).days == 84
+    costs = [snapshot.monthly_cost for snapshot in snapshots]
+    assert costs == sorted(costs) and costs[0] < costs[-1]

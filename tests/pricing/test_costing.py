@@ -423,6 +423,11 @@ def test_quantize_money(amount: str, currency: str, expected: str) -> None:
     assert result.as_tuple().exponent == Decimal(expected).as_tuple().exponent
 
 
+def test_quantize_money_takes_amounts_longer_than_the_default_precision() -> None:
+    # 10^18 a month converted at a rate of 10^7: 26 digits before the cents.
+    assert str(quantize_money(Decimal("10000000000000000000000000.005"), "USD")) == "10000000000000000000000000.01"
+
+
 def test_to_cents_rounds_half_up() -> None:
     assert to_cents(Decimal("0.005")) == Decimal("0.01")
     assert to_cents(Decimal("0.004")) == Decimal("0.00")

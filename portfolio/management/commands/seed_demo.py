@@ -1,4 +1,5 @@
 """Load a demo portfolio: three teams, four users and about thirty use cases."""
+import datetime
 import random
 from decimal import Decimal
 
@@ -6,9 +7,21 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
-from portfolio import services
-from portfolio.models import MANAGERS_GROUP, Deployment, Membership, ProofOfConcept, Team, UseCase
+from portfolio import governance, services
+from portfolio.models import (
+    MANAGERS_GROUP,
+    ChecklistItem,
+    ChecklistTemplate,
+    Deployment,
+    Membership,
+    PortfolioSnapshot,
+    ProofOfConcept,
+    Team,
+    UseCase,
+)
+from pricing import costing
 from pricing.models import LanguageModel, SelfHostingProfile
 
 TEAMS = [("support", "Customer Support"), ("research", "Research & Development"), ("legal", "Legal")]
@@ -91,8 +104,11 @@ class Command(BaseCommand):
             if UseCase.objects.filter(team=team, external_id=external_id).exists():
                 continue
             owner = next((u for u, (t, _) in users.items() if t == team_slug), None)
+            # Production and beyond are reached through the governance gate, as in real life.
+            gated = stage in UseCase.GATED_STAGES
             use_case = services.create_use_case(
-                team=team, title=title, external_id=external_id, category=category, stage=stage,
+                team=team, title=title, external_id=external_id, category=category,
+                stage=UseCase.Stage.PILOT if gated else stage,
                 risk_tier=risk, data_classification=data, currency=currency, owner=owner,
                 description=f"{title}: demo use case of the {team.name} team.",
                 hours_saved_per_month=Decimal(hours), hourly_rate=Decimal(rate),
@@ -101,8 +117,12 @@ class Command(BaseCommand):
             )
             self._deployments(use_case, stage, models, profiles, rng, number)
             self._poc(use_case, stage, models, rng, number)
+            if gated:
+                self._pass_gate(use_case, stage, owner=owner, manager=next(u for u in users if u.username == "carol"))
             created += 1
         result = services.recompute_portfolio(reason="demo data loaded")
+        governance.evaluate_checklists(use_case_ids=UseCase.objects.values_list("pk", flat=True))
+        self._snapshot_history()
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: {len(teams)} teams, {len(users) + 1} users, {created} new use cases, "
             f"{result.use_cases} recomputed. Log in as alice, bob, carol or admin with password '{password}'."
@@ -128,6 +148,21 @@ class Command(BaseCommand):
         admin.set_password(password)
         admin.save()
         return users
+
+    def _pass_gate(self, use_case, stage, *, owner, manager):
+        """Evidence for the manual items, a manager's waiver for the rest, then the move through the gate."""
+        governance.evaluate_checklists(use_case_ids=[use_case.pk])
+        for item in use_case.checklist_items.select_related("template").filter(required=True).exclude(
+            status__in=ChecklistItem.CLEARED
+        ):
+            if item.template.kind == ChecklistTemplate.Kind.MANUAL:
+                governance.record_evidence(item=item, by=owner or manager, status=ChecklistItem.Status.PASSED,
+                                           text=f"Demo evidence: {item.template.title}.")
+            else:
+                governance.waive_item(item=item, by=manager, reason="Demo data: accepted by the portfolio board "
+                                                                     "while the remedy is under way.")
+        use_case.refresh_from_db()
+        services.update_use_case(use_case=use_case, stage=stage)
 
     def _deployments(self, use_case, stage, models, profiles, rng, number):
         status = STAGE_DEPLOYMENT_STATUS[stage]
@@ -163,3 +198,25 @@ class Command(BaseCommand):
             measured_kpi=None if status == ProofOfConcept.Status.RUNNING else Decimal(rng.choice(["7.5", "8.2", "11.6"])),
             cost=Decimal(rng.choice([5000, 12000, 25000])) * (150 if use_case.currency == "JPY" else 1),
         )
+
+    def _snapshot_history(self, weeks=12):
+        """Today's portfolio snapshot and one a week before it, growing towards today, for the trend chart.
+
+        Past weeks are written once and kept; today's is taken again on every run.
+        """
+        today = timezone.localdate()
+        now = services.take_portfolio_snapshot(on=today)
+        for week in range(1, weeks + 1):
+            # Benefit grows faster than cost as use cases leave their pilots.
+            cost_share = Decimal(1) - Decimal("0.035") * week
+            benefit_share = Decimal(1) - Decimal("0.055") * week
+            PortfolioSnapshot.objects.get_or_create(
+                taken_on=today - datetime.timedelta(weeks=week),
+                defaults={
+                    "currency": now.currency,
+                    "use_cases": max(1, round(now.use_cases * (1 - 0.03 * week))),
+                    "monthly_cost": costing.quantize_money(now.monthly_cost * cost_share, now.currency),
+                    "monthly_benefit": costing.quantize_money(now.monthly_benefit * benefit_share, now.currency),
+                    "npv": costing.quantize_money(now.npv * benefit_share, now.currency),
+                },
+            )
