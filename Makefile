@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV := DJANGO_DEBUG=1
 
-.PHONY: run test test-fast migrate demo worker beat clean assets messages chromium
+.PHONY: run test test-fast migrate demo worker beat clean assets messages chromium audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ run: $(VENV)/.installed assets messages
 ## test: install and run the whole suite (SQLite by default; DATABASE_URL and CELERY_BROKER_URL switch it)
 test: $(VENV)/.installed assets messages chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## audit: bandit on our code (fails on high severity) and pip-audit on requirements.txt (fails on a known vulnerability)
+audit: $(VENV)/.installed
+	bash .ci/audit
 
 worker: $(VENV)/.installed
 	$(BIN)/celery -A config worker --loglevel=INFO

@@ -11,21 +11,26 @@ import django_filters
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
 from django.http import QueryDict
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from rest_framework import exceptions, filters, parsers, serializers, status
+from rest_framework import exceptions, filters, parsers, serializers, status, throttling
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import ISO_8601, api_settings
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from portfolio.governance import GateRefused
 from pricing.selectors import MissingRate
 
 
 def exception_handler(exc, context):
+    # Imported here, not at the top: DRF's views module reads DEFAULT_PARSER_CLASSES, which
+    # names this module's JSONParser, while it loads; a top-level import made this module
+    # fail to import unless rest_framework.views happened to be loaded first.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     # Services raise Django's ValidationError; the API answers it as a 400 with field errors.
     if isinstance(exc, DjangoValidationError):
         errors = as_serializer_error(exc)
@@ -39,6 +44,35 @@ def exception_handler(exc, context):
         # A refused stage gate is a conflict with the record's state, listing what blocks it.
         return Response(exc.as_data(), status=status.HTTP_409_CONFLICT)
     return drf_exception_handler(exc, context)
+
+
+class RatesFromSettingsMixin:
+    """Reads the rate when a request is checked, not when the class is defined (DRF's default),
+    so a changed ``DEFAULT_THROTTLE_RATES`` (a test's ``settings``) takes effect."""
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+
+class AnonRateThrottle(RatesFromSettingsMixin, throttling.AnonRateThrottle):
+    pass
+
+
+class UserRateThrottle(RatesFromSettingsMixin, throttling.UserRateThrottle):
+    pass
+
+
+class TokenRateThrottle(RatesFromSettingsMixin, throttling.SimpleRateThrottle):
+    """Counts the requests made with each API token (a session is counted per user only)."""
+
+    scope = "token"
+
+    def get_cache_key(self, request, view):
+        key = getattr(request.auth, "key", None)
+        if key is None:
+            return None
+        # The token itself never goes into the cache: a digest of it does.
+        return self.cache_format % {"scope": self.scope, "ident": hashlib.sha256(key.encode()).hexdigest()}
 
 
 class PreconditionFailed(exceptions.APIException):
@@ -55,7 +89,8 @@ def etag_of(instance) -> str:
         stamp = instance.updated_at.isoformat()
     else:  # No change stamp: any change alters one of the columns.
         stamp = repr([getattr(instance, field.attname) for field in instance._meta.concrete_fields])
-    return f'"{hashlib.sha1(f"{instance.pk}:{stamp}".encode()).hexdigest()[:16]}"'
+    # A version tag, not a secret: SHA-1 is fine for telling versions apart.
+    return f'"{hashlib.sha1(f"{instance.pk}:{stamp}".encode(), usedforsecurity=False).hexdigest()[:16]}"'
 
 
 def check_if_match(request, instance) -> None:
@@ -241,6 +276,10 @@ class ValuesRepresentation:
             columns.append(column)
         return cls(tuple(names), tuple(columns), tuple(decimals), tuple(datetimes))
 
+    def rows_of(self, queryset: QuerySet) -> "_CountedRows":
+        """What to paginate: counted as ``queryset`` (no joins), sliced as its value tuples."""
+        return _CountedRows(queryset, queryset.values_list(*self.columns))
+
     def represent(self, rows: Iterable[tuple]) -> list[dict[str, Any]]:
         zones = [
             (position, field, field.timezone if hasattr(field, "timezone") else field.default_timezone())
@@ -264,6 +303,25 @@ class ValuesRepresentation:
                 values[position] = value[:-6] + "Z" if value.endswith("+00:00") else value
             represented.append(dict(zip(self.names, values)))
         return represented
+
+
+class _CountedRows:
+    # The tuples' count would keep the joins their columns need; the model queryset's drops them.
+    def __init__(self, queryset: QuerySet, rows: QuerySet):
+        self.queryset, self.rows = queryset, rows
+
+    @property
+    def ordered(self) -> bool:
+        return self.queryset.ordered
+
+    def count(self) -> int:
+        return self.queryset.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index):
+        return self.rows[index]
 
 
 def decimals_as_strings(value):

@@ -1,6 +1,6 @@
 from rest_framework import permissions
 
-from portfolio.selectors import is_portfolio_manager, manages_members
+from portfolio.selectors import is_portfolio_manager, manages_members, manages_webhooks
 
 
 class IsManagerOrReadOnly(permissions.BasePermission):
@@ -33,3 +33,19 @@ class IsTeamLeadOrReadOnly(permissions.BasePermission):
 
     def has_object_permission(self, request, view, obj):
         return request.method in permissions.SAFE_METHODS or manages_members(user=request.user, team=obj.team)
+
+
+class ManagesWebhooks(permissions.BasePermission):
+    """Webhooks are for portfolio managers (whole portfolio, any team) and team leads (their teams).
+
+    A view that creates asks ``has_object_permission`` about the unsaved subscription,
+    so a lead asking for a whole-portfolio subscription is refused.
+    """
+
+    def has_permission(self, request, view):
+        # Managers, and leads of any team.
+        return bool(request.user and request.user.is_authenticated and manages_members(user=request.user))
+
+    def has_object_permission(self, request, view, obj):
+        subscription = getattr(obj, "subscription", obj)  # A delivery answers as its subscription.
+        return manages_webhooks(user=request.user, team=subscription.team)

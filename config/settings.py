@@ -4,6 +4,7 @@ Every value comes from the environment (django-environ); see the README for the 
 list. The defaults give the quick start: SQLite in the project folder and Celery tasks
 run eagerly in-process, with no broker.
 """
+import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,12 +39,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "axes",
+    "csp",
     "pricing",
     "portfolio",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
     "config.middleware.refuse_nul_characters",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -54,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, so it sees the lockout flag the login view's authenticate() left on the request.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -85,6 +92,11 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # costs one failed health check instead of a 500.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer fails the request in seconds (a 503), not a hang.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers take the lock when their transaction begins and wait up to 20 s for it,
     # rather than failing with "database is locked" halfway through.
@@ -97,6 +109,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "portfolio:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -136,6 +150,41 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
+# Login lockout (django-axes), for the login page, the admin's and the API token endpoint:
+# AXES_FAILURE_LIMIT failures for one username from one address lock that pair out for
+# AXES_COOLOFF_MINUTES (429 with Retry-After); a successful login resets the count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.middleware.lockout_response"
+# Proxies in front of gunicorn that append to X-Forwarded-For: the client's address is the
+# entry that many places from the end. 0 (direct) takes REMOTE_ADDR and ignores the header,
+# which a client could forge. Lockouts and anonymous throttles both key on it.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "config.middleware.client_address"
+
+# Content-Security-Policy (django-csp): scripts, styles, images and fonts from our own
+# static files only; no inline script or style, no eval, no framing. The API docs page
+# widens it for itself (config/api_urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "object-src": ["'none'"],
+    },
+}
+
+# Throttles: counted in the cache, so per process unless CACHE_URL names a shared cache.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 # --- Domain settings ---------------------------------------------------------------
 REPORTING_CURRENCY = env.str("REPORTING_CURRENCY", default="USD")
 ANNUAL_DISCOUNT_RATE = Decimal(env.str("ANNUAL_DISCOUNT_RATE", default="0.08"))
@@ -145,6 +194,14 @@ RECOMPUTE_CHUNK_SIZE = env.int("RECOMPUTE_CHUNK_SIZE", default=500)
 GATE_REQUIRES_PAYBACK = env.bool("GATE_REQUIRES_PAYBACK", default=False)
 # Largest evidence file accepted on a checklist item, in bytes.
 EVIDENCE_MAX_UPLOAD_BYTES = env.int("EVIDENCE_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
+# Webhooks: a failed delivery is retried after base × 2^(attempt − 1) seconds, up to the
+# maximum attempts, then abandoned; a subscription with this many abandoned deliveries in
+# a row is disabled. Targets on loopback, private, link-local and other non-public
+# addresses are refused (server-side request forgery) unless explicitly allowed.
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_DISABLE_AFTER = env.int("WEBHOOK_DISABLE_AFTER", default=5)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 
 # History is an audit trail: the admin shows it but never reverts through it, since a
 # revert would bypass the services (prices are added, never edited).
@@ -169,10 +226,22 @@ REST_FRAMEWORK = {
         "config.api.FormParser",
         "config.api.MultiPartParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
+    # Per signed-in user, per API token and per anonymous address; 429 with Retry-After.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.api.AnonRateThrottle",
+        "config.api.UserRateThrottle",
+        "config.api.TokenRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON", default="300/min"),
+        "user": env.str("API_THROTTLE_USER", default="20000/min"),
+        "token": env.str("API_THROTTLE_TOKEN", default="20000/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AI portfolio manager API",
@@ -187,6 +256,10 @@ SPECTACULAR_SETTINGS = {
         "CategoryEnum": "portfolio.models.UseCase.Category",
         "ChecklistCategoryEnum": "portfolio.models.ChecklistTemplate.Category",
         "ChecklistItemStatusEnum": "portfolio.models.ChecklistItem.Status",
+        "WebhookEventEnum": "portfolio.models.WebhookEvent",
+        "LicenceFindingEnum": "portfolio.api.serializers.LICENCE_FINDINGS",
+        "DeploymentStatusEnum": "portfolio.models.Deployment.Status",
+        "ProofOfConceptStatusEnum": "portfolio.models.ProofOfConcept.Status",
     },
 }
 
@@ -198,6 +271,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A pool process that dies mid-task has its task requeued after this many seconds (10 by
+# default), the time allowed for a result already on its way from the dead process.
+CELERY_WORKER_LOST_WAIT = 2.0
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
@@ -210,8 +286,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Unacknowledged tasks go back to the queue after this many seconds.
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # A task whose worker died unacknowledged goes back to the queue this many seconds
+    # after it was delivered; workers look for such tasks every 5 s. Short, so a killed
+    # worker's task reruns within half a minute; the price is that a task still running
+    # (or waiting for its countdown) after this long is delivered again. Every task is
+    # idempotent, so that costs work, not correctness (see docs/operations.md).
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=20),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
     "socket_connect_timeout": 1,
     "socket_timeout": 1,
     "max_retries": 1,
@@ -224,6 +306,10 @@ CELERY_BEAT_SCHEDULE = {
     "recompute-stale-sweep": {
         "task": "portfolio.tasks.recompute_stale",
         "schedule": env.float("RECOMPUTE_SWEEP_SECONDS", default=60.0),
+    },
+    "webhook-delivery-sweep": {
+        "task": "portfolio.tasks.sweep_webhook_deliveries",
+        "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=30.0),
     },
 }
 

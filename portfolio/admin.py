@@ -1,9 +1,10 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from portfolio import governance, services
+from portfolio import governance, services, webhooks
 from portfolio.models import (
     SELECTABLE_FRAMEWORKS,
     ChecklistItem,
@@ -15,6 +16,9 @@ from portfolio.models import (
     ProofOfConcept,
     Team,
     UseCase,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
 )
 
 COMPUTED_USE_CASE_FIELDS = ["monthly_cost", "monthly_benefit", "roi_pct", "npv", "payback_months",
@@ -222,3 +226,87 @@ class ChecklistItemAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Webhooks ----------------------------------------------------------------------------
+
+
+class WebhookSubscriptionForm(forms.ModelForm):
+    target_url = forms.URLField(label=_("target URL"), max_length=500, assume_scheme="https",
+                                help_text=_("A public http(s) address that receives the events by POST."))
+    events = checkboxes(WebhookEvent.choices)
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["team", "description", "target_url", "events", "active"]
+
+    def clean_target_url(self):
+        url = self.cleaned_data["target_url"]
+        try:
+            webhooks.resolve_target(url)
+        except webhooks.TargetRefused as refusal:
+            raise forms.ValidationError(str(refusal)) from None
+        return url
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    """The secret is shown once, in the message after adding; it signs every delivery."""
+
+    form = WebhookSubscriptionForm
+    list_display = ["target_url", "team", "owner", "active", "consecutive_failures", "created_at"]
+    list_filter = ["active", "team"]
+    list_select_related = ["team", "owner"]
+    search_fields = ["target_url", "description", "owner__username"]
+    readonly_fields = ["owner", "disabled_reason", "consecutive_failures", "created_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            webhooks.update_subscription(
+                subscription=obj, **{name: form.cleaned_data[name] for name in form.changed_data}
+            )
+            return
+        obj.owner, obj.secret = request.user, webhooks.new_secret()
+        super().save_model(request, obj, form, change)
+        self.message_user(request, _("The signing secret is %(secret)s. Copy it now: it is not shown again.")
+                          % {"secret": obj.secret}, messages.WARNING)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """The delivery log, read-only; "Redeliver" sends a delivered or abandoned event again."""
+
+    list_display = ["event_type", "subscription", "status", "attempts", "last_status_code", "created_at",
+                    "next_attempt_at", "delivered_at"]
+    list_filter = ["status", "event_type", "subscription"]
+    list_select_related = ["subscription__team"]
+    search_fields = ["event_id", "last_error", "subscription__target_url"]
+    date_hierarchy = "created_at"
+    actions = ["redeliver"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_redeliver_permission(self, request):
+        # Sending again acts on the subscription, so it takes the right to change subscriptions.
+        return request.user.has_perm("portfolio.change_webhooksubscription")
+
+    @admin.action(description=_("Redeliver the selected events"), permissions=["redeliver"])
+    def redeliver(self, request, queryset):
+        sent, refused = 0, []
+        for delivery in queryset.select_related("subscription"):
+            try:
+                webhooks.redeliver(delivery=delivery)
+            except ValidationError as error:
+                refused.append(f"{delivery.pk}: {' '.join(error.messages)}")
+            else:
+                sent += 1
+        self.message_user(request, _("%(count)s events queued again.") % {"count": sent})
+        if refused:
+            self.message_user(request, "; ".join(refused), messages.WARNING)

@@ -22,8 +22,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from portfolio import costs, selectors
-from portfolio.models import ChecklistItem, ChecklistTemplate, Deployment, GovernanceFramework, UseCase
+from portfolio import costs, selectors, webhooks
+from portfolio.models import (
+    ChecklistItem,
+    ChecklistTemplate,
+    Deployment,
+    GovernanceFramework,
+    UseCase,
+    WebhookEvent,
+)
 from pricing.selectors import price_book
 
 Status = ChecklistItem.Status
@@ -324,6 +331,7 @@ def _evaluate_chunk(
     for item in ChecklistItem.objects.filter(use_case_id__in=use_case_ids).order_by("pk"):
         items[item.use_case_id].append(item)
 
+    failed_before = {item.pk for group in items.values() for item in group if item.status == Status.FAILED}
     now = timezone.now()
     create, update, delete, changed_use_cases = [], [], [], []
     for use_case in use_cases:
@@ -345,6 +353,11 @@ def _evaluate_chunk(
         ChecklistItem.objects.filter(pk__in=[item.pk for item in delete]).delete()
     if changed_use_cases:
         UseCase.objects.bulk_update(changed_use_cases, ["governance_status"])
+    team_of = {use_case.pk: use_case.team_id for use_case in use_cases}
+    webhooks.emit_many(WebhookEvent.CHECKLIST_ITEM_FAILED, [
+        (item, team_of[item.use_case_id]) for item in create + update
+        if item.status == Status.FAILED and item.pk not in failed_before
+    ])
     result.use_cases += len(use_cases)
     result.created += len(create)
     result.updated += len(update)
@@ -524,6 +537,7 @@ def record_evidence(
     item lifts the waiver, which only a portfolio manager may do.
     """
     item = _lock(item)
+    failed_before = item.status == Status.FAILED
     if status is not None:
         if status == Status.WAIVED:
             raise ValidationError({"status": _("Waive an item with a reason (waive_item).")})
@@ -546,6 +560,8 @@ def record_evidence(
         raise ValidationError({"evidence_text": _("Record the evidence (text, link or file) that the item is met.")})
     item.recorded_by, item.recorded_at = by, timezone.now()
     _save(item, by=by, reason="evidence recorded")
+    if item.status == Status.FAILED and not failed_before:
+        webhooks.emit(WebhookEvent.CHECKLIST_ITEM_FAILED, item, item.use_case.team_id)
     return item
 
 
@@ -574,6 +590,7 @@ def waive_item(
     item.status = Status.WAIVED
     item.waiver_reason, item.waived_by, item.waived_at, item.waiver_expires_on = reason, by, timezone.now(), expires_on
     _save(item, by=by, reason="waived")
+    webhooks.emit(WebhookEvent.CHECKLIST_ITEM_WAIVED, item, item.use_case.team_id)
     return item
 
 

@@ -728,3 +728,113 @@ class ChecklistItem(models.Model):
     @property
     def has_evidence(self) -> bool:
         return bool(self.evidence_text.strip() or self.evidence_url or self.evidence_file)
+
+
+# --- Webhooks ----------------------------------------------------------------------------
+
+
+class WebhookEvent(models.TextChoices):
+    USE_CASE_CREATED = "use_case.created", _("Use case created")
+    USE_CASE_UPDATED = "use_case.updated", _("Use case updated")
+    USE_CASE_STAGE_CHANGED = "use_case.stage_changed", _("Use case stage changed")
+    DEPLOYMENT_CHANGED = "deployment.changed", _("Deployment created, changed or deleted")
+    CHECKLIST_ITEM_FAILED = "checklist_item.failed", _("Checklist item failed")
+    CHECKLIST_ITEM_WAIVED = "checklist_item.waived", _("Checklist item waived")
+    PRICE_CHANGED = "price.changed", _("Price added")
+    RECOMPUTE_FINISHED = "recompute.finished", _("Recompute job finished")
+
+
+# Events about the whole portfolio rather than one team's records: only whole-portfolio
+# subscriptions receive them.
+PORTFOLIO_WIDE_EVENTS = frozenset({WebhookEvent.PRICE_CHANGED, WebhookEvent.RECOMPUTE_FINISHED})
+
+
+class WebhookSubscription(models.Model):
+    """A target URL that receives the chosen events, signed with the subscription's secret.
+
+    ``team`` empty: the whole portfolio (portfolio managers only); else that team's
+    records only. The secret is stored as it is, because signing needs it.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("owner"),
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="webhook_subscriptions",
+        verbose_name=_("team"), help_text=_("Empty: the whole portfolio (portfolio managers only)."),
+    )
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    target_url = models.URLField(
+        _("target URL"), max_length=500, help_text=_("A public http(s) address that receives the events by POST.")
+    )
+    events = models.JSONField(_("events"), default=list, validators=[ChoiceListValidator(WebhookEvent.values)])
+    secret = models.CharField(_("secret"), max_length=128, editable=False)
+    active = models.BooleanField(_("active"), default=True)
+    disabled_reason = models.TextField(_("disabled reason"), blank=True, editable=False)
+    consecutive_failures = models.PositiveIntegerField(
+        _("consecutive failures"), default=0, editable=False,
+        help_text=_("Deliveries abandoned in a row since the last success."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = _("webhook subscription")
+        verbose_name_plural = _("webhook subscriptions")
+
+    def __str__(self):
+        return f"{self.target_url} ({self.team or _('whole portfolio')})"
+
+    def clean(self):
+        if not self.events:
+            raise ValidationError({"events": _("Choose at least one event.")})
+        portfolio_wide = sorted(set(self.events) & PORTFOLIO_WIDE_EVENTS) if isinstance(self.events, list) else []
+        if self.team_id is not None and portfolio_wide:
+            raise ValidationError({"events": _(
+                "%(events)s concern the whole portfolio: only whole-portfolio subscriptions receive them."
+            ) % {"events": ", ".join(portfolio_wide)}})
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to one subscription: its signed payload, its attempts and their outcome."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed, will retry")
+        ABANDONED = "abandoned", _("Abandoned")
+
+    # Statuses still to be sent.
+    OPEN = frozenset({Status.PENDING, Status.FAILED})
+
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("subscription")
+    )
+    event_type = models.CharField(_("event"), max_length=32, choices=WebhookEvent)
+    event_id = models.UUIDField(_("event id"), help_text=_("Sent as X-Webhook-Id; the same on every attempt."))
+    payload = models.JSONField(_("payload"))
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_status_code = models.PositiveSmallIntegerField(_("last status code"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="delivered") | Q(delivered_at__isnull=False),
+                name="webhook_delivery_delivered_has_time",
+            ),
+        ]
+        # The sweep's question: which open deliveries are due?
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due_idx")]
+
+    def __str__(self):
+        return f"{self.event_type} to {self.subscription_id} ({self.get_status_display()})"

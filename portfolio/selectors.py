@@ -38,6 +38,8 @@ from portfolio.models import (
     RecomputeJob,
     Team,
     UseCase,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from pricing import costing
 from pricing.models import LanguageModel, Price, SelfHostingProfile
@@ -349,7 +351,9 @@ def audit_trail(*, records: QuerySet) -> list[dict[str, Any]]:
     """
     rows = list(records.select_related("history_user").order_by("-history_date", "-history_id"))
     entries = []
-    for newer, older in zip(rows, [*rows[1:], None], strict=True):
+    # Each row with the one before it; a record without history rows (loaded by a
+    # migration, say) has an empty trail.
+    for newer, older in zip(rows, [*rows[1:], None] if rows else [], strict=True):
         if older is None:
             editable = [f for f in newer.tracked_fields if f.editable and not f.primary_key]
             changes = [
@@ -607,3 +611,39 @@ def portfolio_trend(*, currency: str, limit: int = 90, book: PriceBook | None = 
             "monthly_benefit": costing.quantize_money(snapshot.monthly_benefit * rate, currency),
         })
     return points
+
+
+# --- Webhooks ------------------------------------------------------------------------------
+
+
+def manages_webhooks(*, user: User, team: Team | None) -> bool:
+    """Managers manage whole-portfolio and every team's webhooks; a team's leads manage that team's."""
+    if is_portfolio_manager(user):
+        return True
+    if team is None or not user.is_authenticated:
+        return False
+    return team_ids_of(user, role=Membership.Role.LEAD).filter(team_id=team.pk).exists()
+
+
+def webhook_teams(*, user: User) -> QuerySet[Team]:
+    """Teams whose webhooks ``user`` manages: every team for managers, the teams they lead otherwise."""
+    if is_portfolio_manager(user):
+        return Team.objects.all()
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return Team.objects.filter(pk__in=team_ids_of(user, role=Membership.Role.LEAD))
+
+
+def visible_webhook_subscriptions(*, user: User) -> QuerySet[WebhookSubscription]:
+    subscriptions = WebhookSubscription.objects.select_related("team", "owner")
+    if is_portfolio_manager(user):
+        return subscriptions
+    if not user.is_authenticated:
+        return subscriptions.none()
+    return subscriptions.filter(team_id__in=team_ids_of(user, role=Membership.Role.LEAD))
+
+
+def visible_webhook_deliveries(*, user: User) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(
+        subscription__in=visible_webhook_subscriptions(user=user).values("pk")
+    ).select_related("subscription__team")

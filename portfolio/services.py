@@ -14,11 +14,12 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from portfolio import costs, governance, selectors, tasks
+from portfolio import costs, governance, selectors, tasks, webhooks
 from portfolio.models import (
     CostSnapshot,
     Deployment,
@@ -29,6 +30,7 @@ from portfolio.models import (
     RecomputeJob,
     Team,
     UseCase,
+    WebhookEvent,
 )
 from pricing import costing
 from pricing.models import LanguageModel
@@ -80,6 +82,7 @@ def create_use_case(*, team: Team, title: str, **fields: Any) -> UseCase:
     use_case.save()
     if governance.moves_into_gate(previous_stage=None, stage=use_case.stage):
         governance.enforce_gate(use_case=use_case)
+    webhooks.emit(WebhookEvent.USE_CASE_CREATED, use_case, use_case.team_id)
     _enqueue_recompute([use_case.pk])
     return use_case
 
@@ -109,6 +112,9 @@ def update_use_case(*, use_case: UseCase, expected_version: int | None = None, *
     if governance.moves_into_gate(previous_stage=previous_stage, stage=use_case.stage):
         # Evaluated on the saved inputs; a refusal rolls the whole change back.
         governance.enforce_gate(use_case=use_case)
+    webhooks.emit(WebhookEvent.USE_CASE_UPDATED, use_case, use_case.team_id)
+    if use_case.stage != previous_stage:
+        webhooks.emit(WebhookEvent.USE_CASE_STAGE_CHANGED, use_case, use_case.team_id, previous_stage=previous_stage)
     _enqueue_recompute([use_case.pk])
     return use_case
 
@@ -162,21 +168,13 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
     maps row index to errors and nothing is saved. ``dry_run`` validates and reports
     what would be created and updated, and saves nothing (the web import's preview).
     """
-    external_ids: dict[int, set[str]] = {}
-    for row in rows:
-        external_ids.setdefault(row.team.pk, set()).add(row.external_id)
-    # One branch per team, so each reads the (team, external id) unique index.
-    match = models.Q(pk__in=[])
-    for team_id, team_external_ids in external_ids.items():
-        match |= models.Q(team_id=team_id, external_id__in=team_external_ids)
-    existing = {
-        (use_case.team_id, use_case.external_id): use_case
-        for use_case in UseCase.objects.select_for_update().filter(match)
-    }
+    existing = _existing_use_cases([(row.team.pk, row.external_id) for row in rows])
     result = BulkResult()
     errors: dict[str, Any] = {}
     gated: dict[str, UseCase] = {}
+    moved: list[tuple[UseCase, str]] = []  # Updated rows whose stage changed, with their previous stage.
     seen: set[tuple[int, str]] = set()
+    use_case_fields = [field.name for field in UseCase._meta.fields]
     for index, row in enumerate(rows):
         key = (row.team.pk, row.external_id)
         if key in seen:
@@ -193,9 +191,11 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
         _assign(use_case, row.fields)
         use_case.needs_recompute = True
         try:
-            # Uniqueness is settled by the lookup above and the constraint below; the team
-            # was read by the caller, so checking that it exists would cost a query per row.
-            use_case.full_clean(exclude=["team"], validate_unique=False, validate_constraints=False)
+            # The team was read by the caller: checking that it exists is a query per row. An
+            # update validates what it sets; what it leaves was validated when stored.
+            # Uniqueness is settled by the lookup above and the constraint below.
+            unset = ["team"] if created else [name for name in use_case_fields if name not in row.fields]
+            use_case.full_clean(exclude=unset, validate_unique=False, validate_constraints=False)
         except ValidationError as error:
             # Flat messages per row: Django's ValidationError cannot nest a field dict in a row.
             errors[str(index)] = [
@@ -211,11 +211,13 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
             result.updated.append(use_case)
         if governance.moves_into_gate(previous_stage=previous_stage, stage=use_case.stage):
             gated[str(index)] = use_case
+        if not created and use_case.stage != previous_stage:
+            moved.append((use_case, previous_stage))
     if errors:
         raise ValidationError(errors)
     if dry_run:
         return result
-    UseCase.objects.bulk_create(result.created)
+    _insert_rows(UseCase, result.created)
     _write_history(UseCase, result.created, history_type="+")
     if result.updated:
         names = sorted({name for row in rows for name in row.fields} | {"needs_recompute", "version", "updated_at"})
@@ -228,28 +230,108 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
     refused = governance.gate_errors(use_cases=gated)
     if refused:
         raise ValidationError(refused)
+    webhooks.emit_many(WebhookEvent.USE_CASE_CREATED, [(use_case, use_case.team_id) for use_case in result.created])
+    webhooks.emit_many(WebhookEvent.USE_CASE_UPDATED, [(use_case, use_case.team_id) for use_case in result.updated])
+    webhooks.emit_many(
+        WebhookEvent.USE_CASE_STAGE_CHANGED, [(use_case, use_case.team_id) for use_case, _stage in moved],
+        extras=[{"previous_stage": stage} for _use_case, stage in moved],
+    )
     transaction.on_commit(_enqueue_sweep)
     return result
 
 
+# The bulk upsert's reads and writes, one statement each for any number of rows. On
+# PostgreSQL every column travels as one array parameter that the statement unnests:
+# Django's PostgreSQL backend binds parameters on the client, quoting each into the SQL,
+# which for a thousand rows of twenty columns costs more than the writes themselves.
+
+
+def _existing_use_cases(keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], UseCase]:
+    """The use cases with these (team id, external id) keys, locked in id order."""
+    if connection.vendor == "postgresql":
+        match = models.Q(pk__in=RawSQL(
+            f"SELECT u.id FROM {UseCase._meta.db_table} u JOIN unnest(%s::bigint[], %s::text[]) AS k(team_id, "
+            "external_id) ON u.team_id = k.team_id AND u.external_id = k.external_id",
+            [[team_id for team_id, _external_id in keys], [external_id for _team_id, external_id in keys]],
+        ))
+    else:
+        external_ids: dict[int, set[str]] = {}
+        for team_id, external_id in keys:
+            external_ids.setdefault(team_id, set()).add(external_id)
+        # One branch per team, so each reads the (team, external id) unique index.
+        match = models.Q(pk__in=[])
+        for team_id, team_external_ids in external_ids.items():
+            match |= models.Q(team_id=team_id, external_id__in=team_external_ids)
+    use_cases = UseCase.objects.select_for_update(of=("self",)).filter(match).order_by("pk")
+    return {(use_case.team_id, use_case.external_id): use_case for use_case in use_cases}
+
+
+def _unnested(fields: Sequence[models.Field], columns: list[list[Any]]) -> tuple[str, list[str], list[list[Any]]]:
+    """``unnest(%s::type[], …)``, the typed column of each field to select from it, and the arrays."""
+    quote = connection.ops.quote_name
+    casts, selects, arrays = [], [], []
+    for field, values in zip(fields, columns, strict=True):
+        if isinstance(field, models.JSONField):
+            casts.append("%s::text[]")
+            selects.append(f"v.{quote(field.column)}::jsonb")
+            values = [None if value is None else json.dumps(value, cls=field.encoder) for value in values]
+        else:
+            casts.append(f"%s::{field.cast_db_type(connection)}[]")
+            selects.append(f"v.{quote(field.column)}")
+        arrays.append(values)
+    return f"unnest({', '.join(casts)})", selects, arrays
+
+
+def _insert_rows(model: type[models.Model], objs: Sequence[models.Model]) -> None:
+    """``bulk_create`` of new rows; on PostgreSQL one ``INSERT … SELECT FROM unnest(…)``, ids read back in order."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs)
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    source, selects, arrays = _unnested(fields, [[field.pre_save(obj, True) for obj in objs] for field in fields])
+    columns = ", ".join(quote(field.column) for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {', '.join(selects)} "
+            f"FROM {source} WITH ORDINALITY AS v({columns}, n) ORDER BY v.n RETURNING {quote(meta.pk.column)}",
+            arrays,
+        )
+        for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = connection.alias
+
+
 def _update_rows(model: type[models.Model], objs: Sequence[models.Model], names: Sequence[str]) -> None:
-    """Write these fields of saved rows with one ``UPDATE … FROM (VALUES …)`` per 500 rows.
+    """Write these fields of saved rows with one ``UPDATE … FROM`` a list of their values.
 
     ``QuerySet.bulk_update`` builds a ``CASE`` per field and row, which takes seconds for
-    a thousand rows; this is one join. PostgreSQL needs the values typed; SQLite must not
-    have them cast (a datetime cast to its numeric affinity keeps only the year).
+    a thousand rows; this is one join. SQLite gets a ``VALUES`` list, uncast: a datetime
+    cast to its numeric affinity would keep only the year.
     """
+    if not objs:
+        return
     meta = model._meta
     quote = connection.ops.quote_name
     fields = [meta.pk, *(meta.get_field(name) for name in names)]
-    if connection.vendor == "postgresql":
-        row = "(" + ", ".join(f"CAST(%s AS {field.cast_db_type(connection)})" for field in fields) + ")"
-    else:
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     columns = ", ".join(quote(field.column) for field in fields)
-    assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
     table, pk = quote(meta.db_table), quote(meta.pk.column)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            source, selects, arrays = _unnested(fields, [[getattr(obj, field.attname) for obj in objs]
+                                                         for field in fields])
+            assignments = ", ".join(
+                f"{quote(field.column)} = {select}" for field, select in zip(fields[1:], selects[1:], strict=True)
+            )
+            cursor.execute(f"UPDATE {table} SET {assignments} FROM {source} AS v({columns}) WHERE {table}.{pk} = v.{pk}",
+                           arrays)
+            return
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
         for start in range(0, len(objs), 500):
             batch = objs[start:start + 500]
             cursor.execute(
@@ -333,6 +415,7 @@ def create_deployment(*, use_case: UseCase, **fields: Any) -> Deployment:
     deployment.full_clean()
     deployment.save()
     _touch_use_case(use_case.pk)
+    webhooks.emit(WebhookEvent.DEPLOYMENT_CHANGED, deployment, use_case.team_id, action="created")
     return deployment
 
 
@@ -342,12 +425,15 @@ def update_deployment(*, deployment: Deployment, **fields: Any) -> Deployment:
     deployment.full_clean()
     deployment.save(update_fields=[*fields, "updated_at"])
     _touch_use_case(deployment.use_case_id)
+    webhooks.emit(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action="updated")
     return deployment
 
 
 @transaction.atomic
 def delete_deployment(*, deployment: Deployment) -> None:
     use_case_id = deployment.use_case_id
+    # Shown as it was, before the row goes.
+    webhooks.emit(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action="deleted")
     deployment.delete()
     _touch_use_case(use_case_id)
 
@@ -845,6 +931,7 @@ def _finish_job_if_done(job_id: int) -> None:
     job.save(update_fields=["monthly_cost_after"])
     if job.scope.get("snapshot"):
         take_portfolio_snapshot()
+    webhooks.emit(WebhookEvent.RECOMPUTE_FINISHED, job, None)
 
 
 def requeue_lost_jobs(*, older_than_seconds: int = 60) -> int:

@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import OperationalError
 
-from portfolio import services
+from portfolio import services, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,22 @@ def recompute_stale() -> int:
 def nightly_portfolio() -> int:
     """Recompute the whole portfolio, then store the day's portfolio snapshot."""
     return services.start_recompute_job(reason="nightly recompute", scope={"all": True, "snapshot": True}).pk
+
+
+# One attempt per run: retries are scheduled by the delivery itself, with its own backoff.
+# Hard-limited well below the claim an attempt holds, so a stuck one is swept, not doubled.
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, autoretry_for=(OperationalError,),
+             retry_backoff=True, max_retries=5)
+def deliver_webhook(delivery_id: int) -> str | None:
+    # A delivered, abandoned or missing delivery is left alone, so running twice sends once.
+    delivery = webhooks.deliver(delivery_id=delivery_id)
+    return None if delivery is None else delivery.status
+
+
+@shared_task(**RETRY)
+def sweep_webhook_deliveries() -> int:
+    """Queue webhook deliveries whose enqueue or retry was lost."""
+    return webhooks.requeue_due_deliveries()
 
 
 @worker_ready.connect

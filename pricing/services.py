@@ -15,7 +15,8 @@ from django.utils.text import slugify
 from simple_history.utils import bulk_create_with_history
 
 from portfolio import services as portfolio_services
-from portfolio.models import Team
+from portfolio import webhooks
+from portfolio.models import Team, WebhookEvent
 from pricing.models import ExchangeRate, GpuRate, SelfHostingProfile, LanguageModel, Licence, Price, Provider, currency_validator
 
 
@@ -50,6 +51,7 @@ def add_price(
     portfolio_services.flag_use_cases_of_models(
         model_ids=[model.pk], reason=f"New price of {model.key}{scope} from {effective_from}"
     )
+    webhooks.emit(WebhookEvent.PRICE_CHANGED, price, None)
     return price
 
 
@@ -434,6 +436,7 @@ def import_prices(
         prices.append(entry.price)
     bulk_create_with_history(prices, Price, batch_size=LOOKUP_CHUNK_SIZE)
     report.created = len(prices)
+    webhooks.emit_many(WebhookEvent.PRICE_CHANGED, [(price, None) for price in prices])
 
     models_per_licence: dict[int, list[int]] = {}
     for model_id, licence_id in licence_changes.items():

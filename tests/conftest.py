@@ -1,7 +1,20 @@
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
+from django.core.cache import cache
 
 from pricing.models import LanguageModel
 from tests.factories import MembershipFactory, TeamFactory, UserFactory, make_manager
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    # API throttles count in the cache: each test starts with a full allowance.
+    cache.clear()
 
 
 @pytest.fixture
@@ -38,3 +51,52 @@ def gpt4o():
 @pytest.fixture
 def llama70b():
     return LanguageModel.objects.get(key="meta/llama-3-70b")
+
+
+# --- A webhook receiver on loopback ---------------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    headers: Message
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)  # Answers in order; 200 once used up.
+    delay: float = 0.0
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver: ``http.server`` in a thread on loopback, recording every request."""
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            state.requests.append(Received(self.path, self.headers, body))
+            time.sleep(state.delay)
+            status = state.statuses.pop(0) if state.statuses else 200
+            answer = b"ok" if status < 400 else b"receiver says no"
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_port}/hooks?source=portfolio"
+    yield state
+    server.shutdown()
+    server.server_close()

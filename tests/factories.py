@@ -1,9 +1,11 @@
 import datetime
+import uuid
 from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from portfolio.models import (
     MANAGERS_GROUP,
@@ -14,6 +16,9 @@ from portfolio.models import (
     ProofOfConcept,
     Team,
     UseCase,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
 )
 from pricing.models import ExchangeRate, GpuRate, LanguageModel, Licence, Price, Provider
 
@@ -146,3 +151,27 @@ class ChecklistTemplateFactory(factory.django.DjangoModelFactory):
     category = ChecklistTemplate.Category.ETHICS
     title = factory.LazyAttribute(lambda template: f"Checklist item {template.code}")
     kind = ChecklistTemplate.Kind.MANUAL
+
+
+class WebhookSubscriptionFactory(factory.django.DjangoModelFactory):
+    """A subscription saved as it is: no check of the target's addresses."""
+
+    class Meta:
+        model = WebhookSubscription
+
+    target_url = "https://hooks.example.com/portfolio"
+    events = factory.LazyFunction(lambda: [WebhookEvent.USE_CASE_CREATED.value])
+    secret = factory.Sequence(lambda n: f"test-secret-{n}")
+
+
+class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebhookDelivery
+
+    subscription = factory.SubFactory(WebhookSubscriptionFactory)
+    event_type = WebhookEvent.USE_CASE_CREATED
+    event_id = factory.LazyFunction(uuid.uuid4)
+    payload = factory.LazyAttribute(lambda d: {"id": str(d.event_id), "type": d.event_type, "data": {}})
+    status = WebhookDelivery.Status.DELIVERED
+    attempts = 1
+    delivered_at = factory.LazyFunction(timezone.now)

@@ -36,6 +36,8 @@ from tests.factories import (
     MembershipFactory,
     PriceFactory,
     UserFactory,
+    WebhookDeliveryFactory,
+    WebhookSubscriptionFactory,
     make_manager,
 )
 
@@ -212,6 +214,31 @@ MATRIX: dict[str, dict[str, dict[str, int]]] = {
         # Support's contract price, like price-detail.
         "retrieve":               expect(401, 200, 200, 404, 200, 200, 401),
     },
+    # Webhooks: managers (whole portfolio, any team) and team leads (their team) only;
+    # plain members are refused outright, whichever team. A lead of another team gets 404
+    # for support's subscription (tests/portfolio/test_webhooks.py).
+    "webhook-list": {
+        "list":                   expect(401, 403, 200, 403, 200, 200, 401),
+        "create":                 expect(401, 403, 201, 403, 201, 201, 401),
+    },
+    "webhook-detail": {
+        "retrieve":               expect(401, 403, 200, 403, 200, 200, 401),
+        "update":                 expect(401, 403, 200, 403, 200, 200, 401),
+        "delete":                 expect(401, 403, 204, 403, 204, 204, 401),
+    },
+    # The delivery log is read-only; a delivered or abandoned event can be sent again.
+    "webhook-delivery-list": {
+        "list":                   expect(401, 403, 200, 403, 200, 200, 401),
+        "create":                 expect(401, 403, 405, 403, 405, 405, 401),
+    },
+    "webhook-delivery-detail": {
+        "retrieve":               expect(401, 403, 200, 403, 200, 200, 401),
+        "update":                 expect(401, 403, 405, 403, 405, 405, 401),
+        "delete":                 expect(401, 403, 405, 403, 405, 405, 401),
+    },
+    "webhook-delivery-redeliver": {
+        "create":                 expect(401, 403, 201, 403, 201, 201, 401),
+    },
 }
 # fmt: on
 
@@ -320,6 +347,20 @@ TARGETS: dict[str, Target] = {
     "use-case-history": Target(lambda w: f"/api/v1/use-cases/{w.ours.pk}/history/"),
     "deployment-history": Target(lambda w: f"/api/v1/deployments/{w.our_deployment.pk}/history/"),
     "price-history": Target(lambda w: f"/api/v1/prices/{w.our_price.pk}/history/"),
+    "webhook-list": Target(
+        # A public address by number: accepted without a DNS lookup, and nothing is sent in a test.
+        lambda w: "/api/v1/webhooks/",
+        body=lambda w: {"team": "support", "target_url": "https://93.184.215.14/hooks", "events": ["use_case.created"]},
+        rows=lambda w: (w.our_subscription.pk, w.their_subscription.pk),
+    ),
+    "webhook-detail": Target(
+        lambda w: f"/api/v1/webhooks/{w.our_subscription.pk}/", body=lambda w: {"description": "CMDB sync"}
+    ),
+    "webhook-delivery-list": Target(
+        lambda w: "/api/v1/webhook-deliveries/", rows=lambda w: (w.our_delivery.pk, w.their_delivery.pk)
+    ),
+    "webhook-delivery-detail": Target(lambda w: f"/api/v1/webhook-deliveries/{w.our_delivery.pk}/"),
+    "webhook-delivery-redeliver": Target(lambda w: f"/api/v1/webhook-deliveries/{w.our_delivery.pk}/redeliver/"),
 }
 
 
@@ -403,6 +444,10 @@ def world(team, other_team, gpt4o, settings, tmp_path):
         file=ContentFile(b"Trained in March.", name="training.txt"),
     )
     w.their_item = w.theirs.checklist_items.get(template__code="eu-ai-literacy")
+    w.our_subscription = WebhookSubscriptionFactory(team=team, owner=w.lead)
+    w.their_subscription = WebhookSubscriptionFactory(team=other_team)
+    w.our_delivery = WebhookDeliveryFactory(subscription=w.our_subscription)
+    w.their_delivery = WebhookDeliveryFactory(subscription=w.their_subscription)
 
     revoked = Token.objects.create(user=MembershipFactory(team=team).user)
     revoked.delete()

@@ -20,6 +20,9 @@ from portfolio.models import (
     RecomputeJob,
     Team,
     UseCase,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
 )
 from pricing.models import LanguageModel
 
@@ -41,14 +44,16 @@ class VisibleTeamField(serializers.SlugRelatedField):
         return Team.objects.none() if request is None else selectors.visible_teams(user=request.user)
 
     def to_internal_value(self, data):
-        # A bulk request names the same few teams on up to a thousand rows: each is read
-        # once per request (the field lives as long as its serializer).
+        # A bulk request names teams on up to a thousand rows: in a list, the caller's teams
+        # are read once, in one query (the field lives as long as its serializer).
         if not isinstance(data, str):
             return super().to_internal_value(data)
-        found = self.__dict__.setdefault("_found", {})
-        if data not in found:
-            found[data] = super().to_internal_value(data)
-        return found[data]
+        if "_found" not in self.__dict__:
+            in_list = isinstance(getattr(self.parent, "parent", None), serializers.ListSerializer)
+            self._found = {team.slug: team for team in self.get_queryset()} if in_list else {}
+        if data not in self._found:
+            self._found[data] = super().to_internal_value(data)  # Unknown or not visible: the usual error.
+        return self._found[data]
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -400,3 +405,67 @@ class GateRefusedSerializer(serializers.Serializer):
     stage = serializers.CharField()
     blocking_items = BlockingItemSerializer(many=True)
     reasons = serializers.ListField(child=serializers.CharField())
+
+
+# --- Webhooks --------------------------------------------------------------------------------
+
+
+class WebhookTeamField(serializers.SlugRelatedField):
+    """A team by slug, among those whose webhooks the caller manages: others read as "does not exist"."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="slug", queryset=Team.objects.none(), **kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        return Team.objects.none() if request is None else selectors.webhook_teams(user=request.user)
+
+
+class WebhookEventsField(serializers.ListField):
+    child = serializers.ChoiceField(choices=WebhookEvent.choices)
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_empty=False, **kwargs)
+
+    def to_internal_value(self, data):
+        events = super().to_internal_value(data)
+        if len(set(events)) != len(events):
+            raise serializers.ValidationError("Name each event once.")
+        return events
+
+
+class WebhookSubscriptionSerializer(serializers.ModelSerializer):
+    """A webhook subscription. ``team`` empty: the whole portfolio (managers only); set on creation only."""
+
+    team = WebhookTeamField(required=False, allow_null=True, default=None)
+    events = WebhookEventsField()
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["id", "team", "description", "target_url", "events", "active", "disabled_reason",
+                  "consecutive_failures", "owner", "created_at", "updated_at"]
+        read_only_fields = ["id", "disabled_reason", "consecutive_failures", "owner", "created_at", "updated_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance is not None and not isinstance(self.instance, list):
+            self.fields["team"].read_only = True
+
+
+class CreatedWebhookSubscriptionSerializer(WebhookSubscriptionSerializer):
+    """The answer to a new subscription: the only time its signing secret is shown."""
+
+    secret = serializers.CharField(read_only=True, help_text="Signs every delivery (X-Signature). Shown only here.")
+
+    class Meta(WebhookSubscriptionSerializer.Meta):
+        fields = [*WebhookSubscriptionSerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = ["id", "subscription", "event_type", "event_id", "status", "attempts", "last_status_code",
+                  "last_error", "next_attempt_at", "created_at", "delivered_at", "payload"]
+        read_only_fields = fields

@@ -13,6 +13,8 @@ router.register("cost-snapshots", views.CostSnapshotViewSet, basename="cost-snap
 router.register("snapshots", views.PortfolioSnapshotViewSet, basename="snapshot")
 router.register("jobs", views.RecomputeJobViewSet, basename="job")
 router.register("checklist-items", views.ChecklistItemViewSet, basename="checklist-item")
+router.register("webhooks", views.WebhookSubscriptionViewSet, basename="webhook")
+router.register("webhook-deliveries", views.WebhookDeliveryViewSet, basename="webhook-delivery")
 
 urlpatterns = [
     path("use-cases/bulk/", views.UseCaseBulkUpsertView.as_view(), name="use-case-bulk"),

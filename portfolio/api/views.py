@@ -9,11 +9,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, renderers, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import (
+    AnonRateThrottle,
     ETagMixin,
     FormParser,
     IdFilter,
@@ -26,8 +28,8 @@ from config.api import (
     decimals_as_strings,
     etag_of,
 )
-from config.permissions import IsManagerOrReadOnly, IsPortfolioManager, IsTeamLeadOrReadOnly
-from portfolio import governance, selectors, services
+from config.permissions import IsManagerOrReadOnly, IsPortfolioManager, IsTeamLeadOrReadOnly, ManagesWebhooks
+from portfolio import governance, selectors, services, webhooks
 from portfolio.api.serializers import (
     MAX_BULK_ROWS,
     AuditEntrySerializer,
@@ -46,6 +48,9 @@ from portfolio.api.serializers import (
     SyncUseCaseSerializer,
     TeamSerializer,
     UseCaseSerializer,
+    WebhookDeliverySerializer,
+    WebhookSubscriptionSerializer,
+    CreatedWebhookSubscriptionSerializer,
     WhatIfResultSerializer,
     WhatIfSerializer,
 )
@@ -58,6 +63,8 @@ from portfolio.models import (
     Membership,
     ProofOfConcept,
     UseCase,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from pricing.models import currency_validator
 
@@ -165,7 +172,7 @@ class UseCaseViewSet(ETagMixin, viewsets.ModelViewSet):
         if rows is None:
             return super().list(request, *args, **kwargs)
         queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(queryset.values_list(*rows.columns))
+        page = self.paginate_queryset(rows.rows_of(queryset))
         if page is None:
             return Response(rows.represent(queryset.values_list(*rows.columns)))
         return self.get_paginated_response(rows.represent(page))
@@ -411,6 +418,18 @@ class WhatIfView(APIView):
         )))
 
 
+class ObtainTokenView(ObtainAuthToken):
+    """``POST`` username and password for the user's API token; repeated failures lock out (429)."""
+
+    # Per address too: the lockout counts per username, so spraying many names is throttled here.
+    throttle_classes = [AnonRateThrottle]
+
+    def get_serializer_context(self):
+        # Authenticate with Django's request: django-axes flags a lockout on it, and its
+        # middleware turns the flag into the 429 (a flag on DRF's wrapper would be lost).
+        return {**super().get_serializer_context(), "request": self.request._request}
+
+
 class RevokeTokenView(APIView):
     """``DELETE`` revokes the token the request was made with (or the user's token)."""
 
@@ -530,3 +549,84 @@ class ChecklistItemViewSet(ETagMixin, mixins.UpdateModelMixin, viewsets.ReadOnly
         except FileNotFoundError:
             raise Http404 from None
         return FileResponse(handle, as_attachment=True, filename=os.path.basename(item.evidence_file.name))
+
+
+# --- Webhooks ------------------------------------------------------------------------------
+
+
+class WebhookSubscriptionFilter(filters.FilterSet):
+    team = filters.CharFilter(field_name="team__slug")
+    whole_portfolio = filters.BooleanFilter(field_name="team", lookup_expr="isnull")
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["team", "whole_portfolio", "active"]
+
+
+class WebhookSubscriptionViewSet(ETagMixin, viewsets.ModelViewSet):
+    """Signed webhooks: portfolio managers subscribe the whole portfolio or any team, leads their teams.
+
+    The signing secret is in the answer to ``POST`` only. A subscription whose deliveries
+    keep failing is turned off, with ``disabled_reason``; ``PATCH {"active": true}`` turns it back on.
+    """
+
+    serializer_class = WebhookSubscriptionSerializer
+    permission_classes = [ManagesWebhooks]
+    filterset_class = WebhookSubscriptionFilter
+    search_fields = ["target_url", "description"]
+    ordering_fields = ["created_at", "updated_at"]
+    ordering = ["pk"]
+
+    def get_queryset(self):
+        return selectors.visible_webhook_subscriptions(user=self.request.user)
+
+    @extend_schema(responses={201: CreatedWebhookSubscriptionSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self.check_object_permissions(request, WebhookSubscription(team=serializer.validated_data.get("team")))
+        subscription = webhooks.create_subscription(owner=request.user, **serializer.validated_data)
+        response = Response(CreatedWebhookSubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
+        response["ETag"] = etag_of(subscription)
+        return response
+
+    def update(self, request, *args, partial=False, **kwargs):
+        subscription = self.get_object()
+        check_if_match(request, subscription)
+        serializer = self.get_serializer(subscription, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return self.written(webhooks.update_subscription(subscription=subscription, **serializer.validated_data))
+
+    def destroy(self, request, *args, **kwargs):
+        subscription = self.get_object()
+        check_if_match(request, subscription)
+        webhooks.delete_subscription(subscription=subscription)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookDeliveryFilter(filters.FilterSet):
+    subscription = IdFilter(field_name="subscription_id")
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ["subscription", "status", "event_type"]
+
+
+class WebhookDeliveryViewSet(ETagMixin, viewsets.ReadOnlyModelViewSet):
+    """The delivery log of the subscriptions you manage: status, attempts and the last error of each event."""
+
+    serializer_class = WebhookDeliverySerializer
+    permission_classes = [ManagesWebhooks]
+    filterset_class = WebhookDeliveryFilter
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at", "-pk"]
+
+    def get_queryset(self):
+        return selectors.visible_webhook_deliveries(user=self.request.user)
+
+    @extend_schema(request=None, responses={201: WebhookDeliverySerializer})
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def redeliver(self, request, pk=None):
+        """Send a delivered or abandoned event again: a new delivery with the same event id."""
+        delivery = webhooks.redeliver(delivery=self.get_object())
+        return Response(self.get_serializer(delivery).data, status=status.HTTP_201_CREATED)

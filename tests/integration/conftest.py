@@ -4,9 +4,11 @@ These tests need PostgreSQL (a second process must see the test database) and a
 broker: run them with DATABASE_URL and CELERY_BROKER_URL set, as ``.ci/run`` does.
 """
 import contextlib
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,8 +16,9 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 import pytest
+import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from config.celery import app as celery_app
 
@@ -38,6 +41,15 @@ def _database_url() -> str:
         pytest.fail("Worker tests need a database a second process can share: run them with DATABASE_URL=postgres://…")
     credentials = quote(db["USER"] or "") + (":" + quote(db["PASSWORD"]) if db["PASSWORD"] else "")
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def broker() -> redis.Redis:
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5)
+
+
+def unacked_tasks() -> list[dict]:
+    """The messages delivered to a worker and not yet acknowledged (kombu keeps them in a hash)."""
+    return [json.loads(entry)[0] for entry in broker().hvals("unacked")]
 
 
 class CeleryProcess:
@@ -79,6 +91,8 @@ def celery_env():
 def start_worker(tmp_path, celery_env):
     """Start a worker; ``pool="prefork"`` gives it a child process that a test can kill."""
     celery_app.control.purge()
+    # Nor any task an earlier test's killed worker left unacknowledged.
+    broker().delete("unacked", "unacked_index")
     started: list[CeleryProcess] = []
 
     def start(*, pool: str = "solo", **env: str) -> CeleryProcess:
@@ -144,3 +158,72 @@ def redis_control():
     control = Control()
     yield control
     control.start()
+
+
+@pytest.fixture
+def postgres_control():
+    """Stop and start the local PostgreSQL cluster (started again after the test whatever happens).
+
+    Stopping it ends every connection, the test's own too: the fixture closes them once the
+    server is back, so the test and its database teardown reconnect.
+    """
+    db = connection.settings_dict
+    if db["ENGINE"] != "django.db.backends.postgresql" or (db["HOST"] or "127.0.0.1") not in ("127.0.0.1", "localhost"):
+        pytest.fail("The database fault tests need a local PostgreSQL: run them with DATABASE_URL=postgres://…")
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    port = str(db["PORT"] or 5432)
+
+    def ready() -> bool:
+        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", port]).returncode == 0
+
+    def ctl(action: str) -> None:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True,
+                       capture_output=True, timeout=60)
+
+    class Control:
+        def stop(self) -> None:
+            ctl("stop")  # "fast": open transactions roll back, connections end.
+            assert wait_until(lambda: not ready(), timeout=10), "PostgreSQL did not stop"
+
+        def start(self) -> None:
+            if not ready():
+                ctl("start")
+            assert wait_until(ready, timeout=30), "PostgreSQL did not start"
+            connections.close_all()
+
+    control = Control()
+    yield control
+    control.start()
+
+
+@pytest.fixture
+def gunicorn_server(tmp_path, celery_env):
+    """gunicorn with two sync workers on a free loopback port, serving the test database."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+             "--timeout", "30", "--log-level", "warning"],
+            cwd=ROOT, env=celery_env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return process.poll() is not None
+
+    if not wait_until(answers, timeout=30) or process.poll() is not None:
+        pytest.fail(f"gunicorn did not start:\n{log.read_text()}")
+    yield f"127.0.0.1:{port}"
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    print(log.read_text()[-5000:])

@@ -2,8 +2,25 @@ import pytest
 from django.urls import reverse
 
 from portfolio import governance, services
-from portfolio.models import ChecklistTemplate, CostSnapshot, Deployment, Membership, ProofOfConcept, Team, UseCase
-from tests.factories import DeploymentFactory, MembershipFactory, ProofOfConceptFactory, UseCaseFactory, UserFactory
+from portfolio.models import (
+    ChecklistTemplate,
+    CostSnapshot,
+    Deployment,
+    Membership,
+    ProofOfConcept,
+    Team,
+    UseCase,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from tests.factories import (
+    DeploymentFactory,
+    MembershipFactory,
+    ProofOfConceptFactory,
+    UseCaseFactory,
+    UserFactory,
+    WebhookDeliveryFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +134,45 @@ def test_the_admin_holds_a_use_case_at_the_gate_too(admin_client, team, django_c
         moved = admin_client.post(url, use_case_form(use_case, stage="production"))
     assert moved.status_code == 302
     assert UseCase.objects.get(pk=use_case.pk).stage == "production"
+
+
+# --- Webhooks ----------------------------------------------------------------------------
+
+
+def test_webhook_admin_pages_render(admin_client, team):
+    delivery = WebhookDeliveryFactory(subscription__team=team)
+    for name, pk in (("webhooksubscription", delivery.subscription_id), ("webhookdelivery", delivery.pk)):
+        assert admin_client.get(reverse(f"admin:portfolio_{name}_changelist")).status_code == 200
+        assert admin_client.get(reverse(f"admin:portfolio_{name}_change", args=[pk])).status_code == 200
+    assert admin_client.get(reverse("admin:portfolio_webhooksubscription_add")).status_code == 200
+    # The delivery log is read-only.
+    assert admin_client.get(reverse("admin:portfolio_webhookdelivery_add")).status_code == 403
+    filtered = admin_client.get(reverse("admin:portfolio_webhookdelivery_changelist"), {"status__exact": "failed"})
+    assert filtered.status_code == 200 and not filtered.context["cl"].result_list
+
+
+def test_adding_a_webhook_in_the_admin_shows_its_secret_once(admin_client, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    data = {"description": "CMDB", "target_url": "https://93.184.215.14/hooks", "events": ["use_case.created"],
+            "active": "on"}
+    response = admin_client.post(reverse("admin:portfolio_webhooksubscription_add"), data, follow=True)
+    subscription = WebhookSubscription.objects.get()
+    assert (subscription.owner.username, len(subscription.secret)) == ("root", 64)
+    assert subscription.secret in "".join(str(message) for message in response.context["messages"])
+    assert subscription.secret not in admin_client.get(
+        reverse("admin:portfolio_webhooksubscription_change", args=[subscription.pk])).content.decode()
+
+    refused = admin_client.post(reverse("admin:portfolio_webhooksubscription_add"),
+                                {**data, "target_url": "http://169.254.169.254/latest/"})
+    assert refused.status_code == 200 and "public addresses only" in refused.content.decode()
+    assert WebhookSubscription.objects.count() == 1
+
+
+def test_the_admin_redelivers_an_abandoned_event(admin_client, django_capture_on_commit_callbacks):
+    abandoned = WebhookDeliveryFactory(status=WebhookDelivery.Status.ABANDONED, delivered_at=None)
+    with django_capture_on_commit_callbacks() as callbacks:
+        admin_client.post(reverse("admin:portfolio_webhookdelivery_changelist"),
+                          {"action": "redeliver", "_selected_action": [abandoned.pk]})
+    copy = WebhookDelivery.objects.exclude(pk=abandoned.pk).get()
+    assert (copy.status, copy.event_id) == (WebhookDelivery.Status.PENDING, abandoned.event_id)
+    assert len(callbacks) == 1

@@ -1,12 +1,18 @@
 import datetime
+import json
 import threading
 from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
+from config.api import ValuesRepresentation
 from portfolio import services
+from portfolio.api.serializers import UseCaseSerializer
 from portfolio.models import Membership, UseCase
 from pricing.models import ExchangeRate, Price
 from tests.factories import DeploymentFactory, MembershipFactory, UseCaseFactory, UserFactory
@@ -504,3 +510,39 @@ def test_summary_of_extreme_figures_at_an_extreme_rate_is_still_an_answer(manage
     summary = api(manager).get("/api/v1/portfolio/summary/", {"currency": "ABC"})
     assert (created.status_code, too_big.status_code, summary.status_code) == (201, 400, 200)
     assert Decimal(summary.json()["totals"]["monthly_cost"]) > Decimal("1E+25")
+
+
+def test_list_pages_show_exactly_what_the_serializer_shows(manager, team, other_team):
+    UseCaseFactory(team=team, title="Plain")
+    UseCaseFactory(team=other_team, title="Computed", owner=UserFactory(username="owner"), currency="JPY",
+                   hourly_rate=Decimal("9000"), frameworks=[], monthly_cost=Decimal("123456"),
+                   monthly_benefit=Decimal("0.10"), roi_pct=Decimal("-99.99"), npv=Decimal("-0.01"), payback_months=7,
+                   computed_at=timezone.now(), external_id="crm:7")
+
+    response = api(manager).get("/api/v1/use-cases/", {"page_size": 50, "ordering": "-npv"})
+
+    rows = UseCase.objects.select_related("team", "owner").order_by("-npv", "team__name", "title", "pk")
+    expected = json.loads(JSONRenderer().render(UseCaseSerializer(rows, many=True).data))
+    assert response.json()["results"] == expected
+
+
+def test_a_serializer_the_list_cannot_reproduce_keeps_the_serializer():
+    class WithMethod(UseCaseSerializer):
+        score = serializers.SerializerMethodField()
+
+        class Meta(UseCaseSerializer.Meta):
+            fields = [*UseCaseSerializer.Meta.fields, "score"]
+
+        def get_score(self, use_case):
+            return 1
+
+    assert ValuesRepresentation.of(UseCaseSerializer) is not None
+    assert ValuesRepresentation.of(WithMethod) is None
+
+
+def test_bulk_upsert_reads_the_teams_once(manager, team, other_team, django_assert_max_num_queries):
+    rows = [{"team": ("support", "research")[n % 2], "external_id": f"r{n}", "title": "t"} for n in range(60)]
+    with django_assert_max_num_queries(20) as queries:
+        response = api(manager).post("/api/v1/use-cases/bulk/", {"rows": rows}, format="json")
+    assert response.status_code == 200 and response.json()["created"] == 60
+    assert sum('FROM "portfolio_team"' in query["sql"] for query in queries.captured_queries) == 1

@@ -43,3 +43,9 @@ def test_anonymous_and_teamless_users_see_nothing(two_teams_of_use_cases):
 def test_inactive_manager_is_not_a_manager(manager):
     manager.is_active = False
     assert not selectors.is_portfolio_manager(manager)
+
+
+def test_a_record_without_history_rows_has_an_empty_audit_trail(team):
+    use_case = UseCaseFactory(team=team)
+    use_case.history.all().delete()  # As for rows a migration loaded.
+    assert selectors.audit_trail(records=use_case.history.all()) == []

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from portfolio import services
 from portfolio.models import CostSnapshot, Deployment, Membership, UseCase
@@ -386,3 +387,62 @@ def test_change_role_refuses_an_unknown_role(team):
     with pytest.raises(ValidationError) as error:
         services.change_role(membership=membership, role="owner")
     assert "role" in error.value.message_dict
+
+
+def test_bulk_upsert_writes_every_kind_of_field_with_versions_and_history(team, other_team):
+    owner = UserFactory(username="owner")
+    existing = UseCaseFactory(team=team, external_id="a", title="Old", frameworks=["eu_ai_act"])
+    UseCase.objects.filter(pk=existing.pk).update(needs_recompute=False)
+    rows = [
+        services.BulkRow(team=team, external_id="a", fields={
+            "title": "New", "hourly_rate": Decimal("40.50"), "frameworks": [], "owner": owner, "stage": "poc",
+        }),
+        services.BulkRow(team=other_team, external_id="b", fields={
+            "title": "Created", "currency": "JPY", "one_time_cost": Decimal("1200000"), "horizon_months": 24,
+            "frameworks": ["japan_ai_guidelines"],
+        }),
+    ]
+
+    result = services.bulk_upsert_use_cases(rows=rows)
+
+    updated, created = UseCase.objects.get(pk=existing.pk), UseCase.objects.get(external_id="b")
+    assert (result.updated[0].pk, result.created[0].pk) == (updated.pk, created.pk)
+    assert (updated.title, updated.hourly_rate, updated.frameworks, updated.owner, updated.stage) == (
+        "New", Decimal("40.50"), [], owner, "poc")
+    assert (updated.version, updated.needs_recompute) == (2, True) and updated.updated_at > existing.updated_at
+    assert (created.team, created.currency, created.one_time_cost, created.horizon_months, created.frameworks) == (
+        other_team, "JPY", Decimal("1200000.00"), 24, ["japan_ai_guidelines"])
+    assert created.created_at and created.version == 1 and created.description == ""
+    change = updated.history.latest()
+    assert (change.history_type, change.title, change.version, change.history_change_reason) == ("~", "New", 2, None)
+    assert (created.history.get().history_type, created.history.get().title) == ("+", "Created")
+
+
+def test_bulk_upsert_validates_what_an_update_sets_and_every_field_of_a_new_row(team):
+    UseCaseFactory(team=team, external_id="a")
+    with pytest.raises(ValidationError) as error:
+        services.bulk_upsert_use_cases(rows=[
+            services.BulkRow(team=team, external_id="a", fields={"hourly_rate": Decimal("-1")}),
+            services.BulkRow(team=team, external_id="b", fields={"hourly_rate": Decimal("1")}),  # no title
+        ])
+    assert "hourly_rate" in error.value.message_dict["0"][0]
+    assert "title" in error.value.message_dict["1"][0]
+
+
+def test_bulk_upsert_runs_the_same_queries_for_2_or_200_rows(team, django_assert_max_num_queries):
+    # SQLite's parameter limit splits an insert into batches of a few dozen rows: it gets 40.
+    size = 200 if connection.vendor == "postgresql" else 40
+    def rows(count, prefix):
+        existing = [UseCaseFactory(team=team, external_id=f"{prefix}-old-{n}") for n in range(count // 2)]
+        return [services.BulkRow(team=team, external_id=use_case.external_id, fields={"title": "Updated"})
+                for use_case in existing] + [
+            services.BulkRow(team=team, external_id=f"{prefix}-new-{n}", fields={"title": "New"})
+            for n in range(count - count // 2)
+        ]
+
+    few, many = rows(2, "few"), rows(size, "many")
+    with django_assert_max_num_queries(14) as few_queries:
+        services.bulk_upsert_use_cases(rows=few)
+    with django_assert_max_num_queries(len(few_queries)):
+        services.bulk_upsert_use_cases(rows=many)
+    assert UseCase.objects.filter(title="Updated").count() == 1 + size // 2

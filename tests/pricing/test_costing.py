@@ -16,6 +16,7 @@ from pricing.costing import (
     break_even_requests,
     break_even_tokens,
     convert,
+    currency_exponent,
     cost_per_request,
     effective_price_per_million,
     monthly_api_cost,
@@ -493,3 +494,110 @@ def test_roi_sign_matches_net_return(investment: Investment) -> None:
     else:
         assert roi is not None
         assert sign(roi) == sign(investment.total_benefit - investment.total_cost)
+
+
+currencies = st.sampled_from(["USD", "EUR", "JPY", "KRW", "BHD", "CHF"])
+signed_amounts = st.integers(min_value=-10**15, max_value=10**15).map(lambda units: Decimal(units).scaleb(-6))
+rates = st.integers(min_value=1, max_value=10**8).map(lambda units: Decimal(units).scaleb(-4))
+hardware = st.builds(
+    OwnedHardware,
+    capex=amounts,
+    amortisation_months=st.integers(min_value=1, max_value=120),
+    salvage_ratio=fixed_point(10_000, 4),
+    power_monthly_cost=amounts,
+    operations_monthly_cost=amounts,
+)
+rentals = st.builds(GpuRental, gpu_count=st.integers(min_value=1, max_value=64),
+                    gpu_hourly_cost=fixed_point(100_000, 4), hours_per_month=fixed_point(744, 0))
+TOLERANCE = Decimal("1e-18")  # Relative: Decimal division keeps 28 significant digits.
+
+
+@PROPERTY_SETTINGS
+@given(self_hosted=amounts, price=token_prices, usage=usages)
+def test_at_the_break_even_volume_the_api_costs_what_self_hosting_does(
+    self_hosted: Decimal, price: TokenPrice, usage: ApiUsage
+) -> None:
+    requests = break_even_requests(self_hosted, price, usage)
+    per_request = cost_per_request(price, usage)
+    if per_request == 0:
+        assert requests is None
+        return
+    assert requests is not None and requests >= 0
+    assert abs(requests * per_request - self_hosted) <= self_hosted * TOLERANCE + TOLERANCE
+
+
+@PROPERTY_SETTINGS
+@given(self_hosted=amounts, price_per_million=prices_per_million)
+def test_break_even_tokens_priced_at_the_blend_cost_what_self_hosting_does(
+    self_hosted: Decimal, price_per_million: Decimal
+) -> None:
+    tokens = break_even_tokens(self_hosted, price_per_million)
+    if price_per_million == 0:
+        assert tokens is None
+        return
+    assert abs(tokens * price_per_million / 1_000_000 - self_hosted) <= self_hosted * TOLERANCE + TOLERANCE
+
+
+@PROPERTY_SETTINGS
+@given(amount=signed_amounts, other=signed_amounts, currency=currencies)
+def test_quantized_money_is_within_half_a_minor_unit_idempotent_and_monotonic(
+    amount: Decimal, other: Decimal, currency: str
+) -> None:
+    rounded = quantize_money(amount, currency)
+    unit = Decimal(1).scaleb(-currency_exponent(currency))
+    assert rounded.as_tuple().exponent == -currency_exponent(currency)
+    assert abs(rounded - amount) <= unit / 2
+    assert quantize_money(rounded, currency) == rounded
+    low, high = sorted((amount, other))
+    assert quantize_money(low, currency) <= quantize_money(high, currency)
+
+
+@PROPERTY_SETTINGS
+@given(amount=signed_amounts, rate=rates)
+def test_converting_there_and_back_returns_the_amount(amount: Decimal, rate: Decimal) -> None:
+    assert abs(convert(convert(amount, rate), 1 / rate) - amount) <= abs(amount) * TOLERANCE + TOLERANCE
+
+
+@PROPERTY_SETTINGS
+@given(investment=investments, low=annual_rates, high=annual_rates)
+def test_npv_falls_as_the_discount_rate_rises_when_every_month_earns(
+    investment: Investment, low: Decimal, high: Decimal
+) -> None:
+    low, high = sorted((low, high))
+    if investment.monthly_net >= 0:
+        assert npv(investment, annual_rate=high) <= npv(investment, annual_rate=low) + Decimal("1e-12")
+    else:
+        assert npv(investment, annual_rate=high) >= npv(investment, annual_rate=low) - Decimal("1e-12")
+
+
+@PROPERTY_SETTINGS
+@given(owned=hardware, rental=rentals, fixed=amounts)
+def test_self_hosted_costs_add_up(owned: OwnedHardware, rental: GpuRental, fixed: Decimal) -> None:
+    running = owned.power_monthly_cost + owned.operations_monthly_cost
+    assert running <= owned.monthly_cost() <= running + owned.capex / owned.amortisation_months
+    assert rental.monthly_cost() == rental.hourly_cost() * rental.hours_per_month
+    assert monthly_self_hosted_cost(rental, fixed=fixed) == rental.monthly_cost() + fixed
+
+
+@PROPERTY_SETTINGS
+@given(hourly=fixed_point(10_000_000, 4), throughput=fixed_point(1_000_000, 1), utilisation=fixed_point(10_000, 4))
+def test_doubling_the_utilisation_halves_the_effective_price(
+    hourly: Decimal, throughput: Decimal, utilisation: Decimal
+) -> None:
+    price = effective_price_per_million(hourly, throughput_tokens_per_s=throughput, utilisation=utilisation)
+    if throughput == 0 or utilisation == 0:
+        assert price is None
+        return
+    doubled = effective_price_per_million(hourly, throughput_tokens_per_s=throughput, utilisation=utilisation * 2)
+    assert abs(doubled * 2 - price) <= price * TOLERANCE + TOLERANCE
+
+
+@PROPERTY_SETTINGS
+@given(hours=amounts, rate=amounts, other=amounts, investment=investments)
+def test_benefit_is_linear_and_payback_falls_within_the_horizon(
+    hours: Decimal, rate: Decimal, other: Decimal, investment: Investment
+) -> None:
+    benefit = monthly_benefit(hours_saved_per_month=hours, hourly_rate=rate, other_monthly_benefit=other)
+    assert benefit == monthly_benefit(hours_saved_per_month=hours, hourly_rate=rate) + other
+    month = payback_months(investment)
+    assert month is None or 0 <= month <= investment.horizon_months

@@ -1,0 +1,32 @@
+"""Webhooks end to end: a committed change, a real worker on Redis, a receiver on loopback."""
+import json
+
+import pytest
+
+from portfolio import services, webhooks
+from portfolio.models import WebhookDelivery
+from tests.integration.conftest import wait_until
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def test_the_worker_delivers_signed_events_and_retries_with_backoff(start_worker, receiver, settings, team, manager):
+    # The receiver is on loopback; the worker retries after 1 s, then 2 s.
+    start_worker(WEBHOOK_ALLOW_PRIVATE_TARGETS="true", WEBHOOK_RETRY_BASE_SECONDS="1")
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    subscription = webhooks.create_subscription(owner=manager, target_url=receiver.url, events=["use_case.created"])
+    receiver.statuses = [500, 503]
+
+    use_case = services.create_use_case(team=team, title="FAQ bot")  # Commits: the delivery is queued.
+
+    delivery = wait_until(
+        lambda: WebhookDelivery.objects.filter(subscription=subscription, status="delivered").first(), timeout=30
+    )
+    assert delivery is not None, WebhookDelivery.objects.values()
+    assert (delivery.attempts, delivery.last_status_code) == (3, 200)
+    assert len(receiver.requests) == 3
+    request = receiver.requests[-1]
+    expected = webhooks.sign(secret=subscription.secret, timestamp=int(request.headers["X-Webhook-Timestamp"]),
+                             body=request.body)
+    assert request.headers["X-Signature"] == expected
+    assert json.loads(request.body)["data"]["id"] == use_case.pk
