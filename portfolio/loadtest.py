@@ -29,9 +29,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from rest_framework.authtoken.models import Token
 
-from portfolio.models import MANAGERS_GROUP, Team, UseCase
+from portfolio.models import MANAGERS_GROUP, RecomputeJob, Team, UseCase
 
 LOAD_USER = "loadtest"
 LOAD_TEAM = "load-test"
@@ -39,6 +41,10 @@ MIX = (("read", 80), ("upsert", 15), ("summary", 5))
 # Upserts cycle over this many external ids per client: creates first, updates after.
 UPSERT_KEYS = 50
 LIST_PAGE_SIZE = 20
+
+
+class NotReady(Exception):
+    """The configured database cannot serve the load test as it is."""
 
 
 @dataclass
@@ -55,6 +61,7 @@ class Result:
     workers: int
     samples: list[Sample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    drain_seconds: float | None = None  # None: not waited for; inf: not drained in time
 
     @property
     def throughput(self) -> float:
@@ -79,6 +86,8 @@ class Result:
             "duration_s": self.duration, "clients": self.clients, "gunicorn_workers": self.workers,
             "requests": len(self.samples), "throughput_rps": self.throughput, "errors": len(self.errors),
             "error_samples": self.errors[:20],
+            "backlog_drained_s": None if self.drain_seconds in (None, float("inf")) else self.drain_seconds,
+            "backlog_drained": None if self.drain_seconds is None else self.drain_seconds != float("inf"),
             "latency_s": {kind or "all": self.percentiles(kind) for kind in [None, *(name for name, _ in MIX)]},
         }
 
@@ -96,6 +105,9 @@ def prepare() -> tuple[str, list[int], int]:
 
     Seeds the demo portfolio when the database has no use case yet.
     """
+    executor = MigrationExecutor(connection)
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        raise NotReady("The configured database has unapplied migrations: run `manage.py migrate` first.")
     if not UseCase.objects.exists():
         # Demo users get a throw-away password: the load test only ever uses its token.
         call_command("seed_demo", password=secrets.token_urlsafe(16), stdout=io.StringIO())
@@ -224,7 +236,24 @@ class Client(threading.Thread):
             connection.close()
 
 
-def run(*, duration: float, clients: int, workers: int = 2, log: Callable[[str], None] = print) -> Result:
+def backlog() -> int:
+    """Recompute work still to do: use cases flagged stale, and jobs queued or running."""
+    jobs = RecomputeJob.objects.filter(status__in=[RecomputeJob.Status.QUEUED, RecomputeJob.Status.RUNNING])
+    return UseCase.objects.filter(needs_recompute=True).count() + jobs.count()
+
+
+def drain(*, timeout: float) -> float:
+    """Seconds until the workers have done the recompute work the load left; inf past ``timeout``."""
+    started = time.monotonic()
+    while backlog():
+        if time.monotonic() - started > timeout:
+            return float("inf")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def run(*, duration: float, clients: int, workers: int = 2, drain_timeout: float | None = None,
+        log: Callable[[str], None] = print) -> Result:
     token, ids, pages = prepare()
     port = free_port()
     result = Result(duration=duration, clients=clients, workers=workers)
@@ -241,4 +270,7 @@ def run(*, duration: float, clients: int, workers: int = 2, log: Callable[[str],
         for thread in threads:
             thread.join()
         result.duration = time.monotonic() - started
+    if drain_timeout is not None:
+        log(f"Waiting up to {drain_timeout:g} s for the workers to drain the recompute backlog ({backlog()} left)…")
+        result.drain_seconds = drain(timeout=drain_timeout)
     return result

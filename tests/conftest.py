@@ -11,6 +11,23 @@ from pricing.models import LanguageModel
 from tests.factories import MembershipFactory, TeamFactory, UserFactory, make_manager
 
 
+# Figures the fault, load and fuzzing tests measured, printed at the end of the run
+# (docs/operations.md quotes them).
+MEASURED: list[str] = []
+
+
+@pytest.fixture
+def measured():
+    return MEASURED.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASURED:
+        terminalreporter.section("measured figures")
+        for line in MEASURED:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(autouse=True)
 def fresh_throttles():
     # API throttles count in the cache: each test starts with a full allowance.

@@ -105,7 +105,7 @@ def test_api_answers_match_the_schema(case, manager_token, connection_kept_open)
     )
 
 
-def test_enough_generated_requests_were_sent():
+def test_enough_generated_requests_were_sent(measured):
     minimum = int(os.environ.get("SCHEMATHESIS_MIN_CASES", "0"))
-    print(f"schemathesis: {sum(SENT.values())} generated requests over {len(SENT)} operations")
+    measured(f"schemathesis: {sum(SENT.values())} generated requests over {len(SENT)} operations")
     assert sum(SENT.values()) >= minimum

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -18,7 +19,7 @@ from urllib.parse import quote, urlparse
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from config.celery import app as celery_app
 
@@ -170,11 +171,11 @@ def postgres_control():
     db = connection.settings_dict
     if db["ENGINE"] != "django.db.backends.postgresql" or (db["HOST"] or "127.0.0.1") not in ("127.0.0.1", "localhost"):
         pytest.fail("The database fault tests need a local PostgreSQL: run them with DATABASE_URL=postgres://…")
-    version = sorted(os.listdir("/etc/postgresql"))[0]
+    version = min(os.listdir("/etc/postgresql"))
     port = str(db["PORT"] or 5432)
 
     def ready() -> bool:
-        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", port]).returncode == 0
+        return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", port], check=False).returncode == 0
 
     def ctl(action: str) -> None:
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True,
@@ -207,7 +208,9 @@ def gunicorn_server(tmp_path, celery_env):
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
              "--timeout", "30", "--log-level", "warning"],
-            cwd=ROOT, env=celery_env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            # Persistent connections, as in production: each must pass its health check after a restart.
+            cwd=ROOT, env=celery_env | {"DATABASE_CONN_MAX_AGE": "60"}, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def answers() -> bool:
@@ -227,3 +230,43 @@ def gunicorn_server(tmp_path, celery_env):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     print(log.read_text()[-5000:])
+
+
+@pytest.fixture
+def row_lock():
+    """Hold a use case's row lock from another connection, so the task that recomputes it
+    waits mid-task (for a test to kill its worker there); released after the test at the latest."""
+    from portfolio.models import UseCase
+
+    held: list[tuple[threading.Thread, threading.Event]] = []
+
+    def lock(use_case_id: int) -> threading.Event:
+        locked, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            try:
+                with transaction.atomic():
+                    UseCase.objects.select_for_update().get(pk=use_case_id)
+                    locked.set()
+                    release.wait(120)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=hold, daemon=True)
+        thread.start()
+        assert locked.wait(10), "could not lock the row"
+        held.append((thread, release))
+        return release
+
+    yield lock
+    for thread, release in held:
+        release.set()
+        thread.join()
+
+
+def waiting_for_a_lock() -> bool:
+    """Whether a connection to the test database is waiting for a row lock (a task, mid-task)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0

@@ -68,7 +68,9 @@ class Load(threading.Thread):
             time.sleep(0.05)
 
 
-def test_postgres_restarted_under_load(postgres_control, gunicorn_server, start_worker, team, member, gpt4o):
+def test_postgres_restarted_under_load(
+    postgres_control, gunicorn_server, start_worker, team, member, gpt4o, measured
+):
     worker = start_worker()
     token = Token.objects.create(user=member).key
     browser = Client()
@@ -107,7 +109,7 @@ def test_postgres_restarted_under_load(postgres_control, gunicorn_server, start_
     refused = [answer for answer in answers if answer.status == 503]
     first_success = min(a.sent_at for a in answers if a.sent_at >= up_at and 200 <= a.status < 300)
     after_recovery = [answer for answer in answers if answer.sent_at >= up_at + 10]
-    print(f"{len(answers)} requests; {len(refused)} answered 503 while PostgreSQL was down "
+    measured(f"{len(answers)} requests; {len(refused)} answered 503 while PostgreSQL was down "
           f"({up_at - down_at:.1f}s); slowest {slowest:.2f}s; first success {first_success - up_at:.1f}s "
           "after it was back")
 
