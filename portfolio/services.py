@@ -771,13 +771,19 @@ def _self_hosted_costs(use_case_ids: list[int], *, book: PriceBook) -> list[dict
 
 
 def recompute_use_case(*, use_case_id: int, reason: str = "") -> bool:
-    """Recompute one use case; ``False`` when it no longer exists."""
-    return recompute_use_cases(use_case_ids=[use_case_id], reason=reason).use_cases == 1
+    """Recompute one use case and re-evaluate its checklist; ``False`` when it no longer exists."""
+    found = recompute_use_cases(use_case_ids=[use_case_id], reason=reason).use_cases == 1
+    if found:
+        governance.evaluate_checklists(use_case_ids=[use_case_id])
+    return found
 
 
 def recompute_stale(*, limit: int = 10_000) -> RecomputeResult:
+    """Recompute what is still flagged, and re-evaluate those use cases' checklists."""
     ids = list(UseCase.objects.filter(needs_recompute=True).order_by("pk").values_list("pk", flat=True)[:limit])
-    return recompute_use_cases(use_case_ids=ids, reason="stale sweep")
+    result = recompute_use_cases(use_case_ids=ids, reason="stale sweep")
+    governance.evaluate_checklists(use_case_ids=ids)
+    return result
 
 
 def recompute_portfolio(*, reason: str = "full recompute") -> RecomputeResult:
@@ -929,6 +935,9 @@ def _finish_job_if_done(job_id: int) -> None:
     job = RecomputeJob.objects.get(pk=job_id)
     job.monthly_cost_after = _monthly_cost_total(_scope_queryset(job.scope), currency=job.currency, book=price_book())
     job.save(update_fields=["monthly_cost_after"])
+    # Inputs of the licensing and security checks (models, licences, deployments) may have
+    # changed with the prices: re-evaluate the job's checklists (expired waivers re-open too).
+    governance.evaluate_checklists(use_case_ids=_scope_queryset(job.scope).values_list("pk", flat=True))
     if job.scope.get("snapshot"):
         take_portfolio_snapshot()
     webhooks.emit(WebhookEvent.RECOMPUTE_FINISHED, job, None)

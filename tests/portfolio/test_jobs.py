@@ -182,3 +182,32 @@ def test_managers_start_and_follow_a_job_through_the_api(manager, member, team, 
     services.take_portfolio_snapshot()
     snapshots = client.get("/api/v1/snapshots/").json()["results"]
     assert snapshots[0]["monthly_cost"] == "11000.00"
+
+
+def test_the_pipeline_re_evaluates_checklists_when_a_deployment_changes(team, gpt4o, llama70b):
+    use_case = services.create_use_case(team=team, title="Huge consumer app", risk_tier="minimal",
+                                        data_classification="public", expected_monthly_active_users=800_000_000)
+    deployment = services.create_deployment(use_case=use_case, model=gpt4o, status="active", **SUPPORT_BOT)
+    tasks.recompute_use_case(use_case.pk)
+    use_case.refresh_from_db()
+    assert use_case.governance_status != "failed"
+
+    services.update_deployment(deployment=deployment, model=llama70b)
+    tasks.recompute_use_case(use_case.pk)
+
+    use_case.refresh_from_db()
+    assert use_case.governance_status == "failed"
+    assert use_case.checklist_items.filter(status="failed", template__category="licensing").exists()
+
+
+def test_a_job_re_evaluates_the_checklists_of_its_scope(team, gpt4o):
+    use_case = services.create_use_case(team=team, title="Bot", risk_tier="minimal")
+    services.create_deployment(use_case=use_case, model=gpt4o, status="active", **SUPPORT_BOT)
+    assert not use_case.checklist_items.exists()
+
+    job = services.start_recompute_job(reason="full", scope={"all": True})
+    services.run_recompute_job(job_id=job.pk, inline=True)
+
+    use_case.refresh_from_db()
+    assert use_case.checklist_items.exists()
+    assert use_case.governance_status != "not_evaluated"
