@@ -379,11 +379,20 @@ def request_recompute(*, use_case_ids: Sequence[int]) -> None:
 
 
 @transaction.atomic
-def flag_use_cases_of_models(*, model_ids: Sequence[int], reason: str = "catalogue changed") -> RecomputeJob:
-    """Flag every use case deployed on these models and start a job that recomputes them."""
+def flag_use_cases_of_models(
+    *, model_ids: Sequence[int], reason: str = "catalogue changed", governance: bool = False
+) -> RecomputeJob:
+    """Flag every use case deployed on these models and start a job that recomputes them.
+
+    ``governance`` also re-evaluates their checklists when the job ends (a licence or
+    model change moves the licensing checks; a new price does not).
+    """
     affected = Deployment.objects.filter(model_id__in=model_ids).values("use_case_id")
     UseCase.objects.filter(pk__in=affected, needs_recompute=False).update(needs_recompute=True)
-    return start_recompute_job(reason=reason, scope={"model_ids": sorted(set(model_ids))})
+    scope: dict[str, Any] = {"model_ids": sorted(set(model_ids))}
+    if governance:
+        scope["governance"] = True
+    return start_recompute_job(reason=reason, scope=scope)
 
 
 @transaction.atomic
@@ -935,9 +944,9 @@ def _finish_job_if_done(job_id: int) -> None:
     job = RecomputeJob.objects.get(pk=job_id)
     job.monthly_cost_after = _monthly_cost_total(_scope_queryset(job.scope), currency=job.currency, book=price_book())
     job.save(update_fields=["monthly_cost_after"])
-    # Inputs of the licensing and security checks (models, licences, deployments) may have
-    # changed with the prices: re-evaluate the job's checklists (expired waivers re-open too).
-    governance.evaluate_checklists(use_case_ids=_scope_queryset(job.scope).values_list("pk", flat=True))
+    if job.scope.get("governance"):
+        # Licences, models or the calendar (expired waivers) moved the checks of this scope.
+        governance.evaluate_checklists(use_case_ids=_scope_queryset(job.scope).values_list("pk", flat=True))
     if job.scope.get("snapshot"):
         take_portfolio_snapshot()
     webhooks.emit(WebhookEvent.RECOMPUTE_FINISHED, job, None)

@@ -41,8 +41,10 @@ def recompute_stale() -> int:
 
 @shared_task(**RETRY)
 def nightly_portfolio() -> int:
-    """Recompute the whole portfolio, then store the day's portfolio snapshot."""
-    return services.start_recompute_job(reason="nightly recompute", scope={"all": True, "snapshot": True}).pk
+    """Recompute the whole portfolio, re-evaluate every checklist (expired waivers re-open),
+    then store the day's portfolio snapshot."""
+    scope = {"all": True, "snapshot": True, "governance": True}
+    return services.start_recompute_job(reason="nightly recompute", scope=scope).pk
 
 
 # One attempt per run: retries are scheduled by the delivery itself, with its own backoff.

@@ -83,7 +83,9 @@ def save_licence(*, licence: Licence) -> Licence:
     licence.save()
     model_ids = list(licence.models.values_list("pk", flat=True))
     if model_ids:
-        portfolio_services.flag_use_cases_of_models(model_ids=model_ids, reason=f"Licence {licence.key} changed")
+        portfolio_services.flag_use_cases_of_models(
+            model_ids=model_ids, reason=f"Licence {licence.key} changed", governance=True
+        )
     return licence
 
 
@@ -92,7 +94,9 @@ def save_language_model(*, model: LanguageModel) -> LanguageModel:
     """Save a catalogue model; a new licence or open-weights flag moves its users' checks and costs."""
     model.full_clean()
     model.save()
-    portfolio_services.flag_use_cases_of_models(model_ids=[model.pk], reason=f"Model {model.key} changed")
+    portfolio_services.flag_use_cases_of_models(
+        model_ids=[model.pk], reason=f"Model {model.key} changed", governance=True
+    )
     return model
 
 

@@ -200,14 +200,31 @@ def test_the_pipeline_re_evaluates_checklists_when_a_deployment_changes(team, gp
     assert use_case.checklist_items.filter(status="failed", template__category="licensing").exists()
 
 
-def test_a_job_re_evaluates_the_checklists_of_its_scope(team, gpt4o):
+def test_a_governance_job_re_evaluates_the_checklists_of_its_scope(team, gpt4o):
     use_case = services.create_use_case(team=team, title="Bot", risk_tier="minimal")
     services.create_deployment(use_case=use_case, model=gpt4o, status="active", **SUPPORT_BOT)
     assert not use_case.checklist_items.exists()
 
-    job = services.start_recompute_job(reason="full", scope={"all": True})
+    job = services.start_recompute_job(reason="nightly", scope={"all": True, "governance": True})
     services.run_recompute_job(job_id=job.pk, inline=True)
 
     use_case.refresh_from_db()
     assert use_case.checklist_items.exists()
     assert use_case.governance_status != "not_evaluated"
+
+
+def test_a_licence_change_re_evaluates_the_licensing_checks(team, llama70b):
+    use_case = services.create_use_case(team=team, title="Consumer app", risk_tier="minimal",
+                                        data_classification="public", expected_monthly_active_users=5_000_000)
+    services.create_deployment(use_case=use_case, model=llama70b, status="active", **SUPPORT_BOT)
+    tasks.recompute_use_case(use_case.pk)
+    use_case.refresh_from_db()
+    assert use_case.governance_status != "failed"
+
+    licence = llama70b.licence
+    licence.monthly_active_user_limit = 1_000_000
+    pricing_services.save_licence(licence=licence)
+    services.run_recompute_job(job_id=RecomputeJob.objects.latest().pk, inline=True)
+
+    use_case.refresh_from_db()
+    assert use_case.governance_status == "failed"
