@@ -289,8 +289,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A task whose worker died unacknowledged goes back to the queue this many seconds
     # after it was delivered; workers look for such tasks every 5 s. Short, so a killed
     # worker's task reruns within half a minute; the price is that a task still running
-    # (or waiting for its countdown) after this long is delivered again. Every task is
-    # idempotent, so that costs work, not correctness (see docs/operations.md).
+    # after this long is delivered again. Every task is idempotent, so that costs work,
+    # not correctness, and no countdown is longer than half of it: longer webhook
+    # retries are queued by the sweep when due (see docs/operations.md).
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=20),
     "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,

@@ -10,6 +10,11 @@ queued after commit; when the broker cannot take it, the sweep does later.
 an address it checked, with a 5 s timeout, and records the outcome: delivered, a
 retry after an exponential backoff, or abandoned after the last attempt. A
 subscription whose deliveries keep being abandoned is disabled, with the reason.
+
+A retry due within half the broker's visibility timeout is queued with a countdown; a
+later one is left to the sweep, which queues it once it is due. (Redis hands a task
+that waits longer than the visibility timeout to a worker again, so long countdowns
+would pile up copies in the queue.)
 """
 from __future__ import annotations
 
@@ -321,11 +326,30 @@ def enqueue(delivery_ids: Iterable[int]) -> None:
             return
 
 
+def countdown_limit_seconds() -> float:
+    """The longest retry delay queued with a countdown; longer ones wait for the sweep.
+
+    Half the broker's visibility timeout: a countdown task is held unacknowledged, and
+    one held longer than the timeout is handed out again, and again.
+    """
+    visibility_timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    return visibility_timeout / 2
+
+
 def requeue_due_deliveries(*, grace_seconds: float = SWEEP_GRACE_SECONDS, limit: int = 1000) -> int:
-    """The sweep: queue open deliveries whose attempt is due (their enqueue or retry was lost)."""
-    cutoff = timezone.now() - datetime.timedelta(seconds=grace_seconds)
+    """The sweep: queue open deliveries whose attempt is due.
+
+    A retry is queued as soon as it is due, since long backoffs are scheduled only here
+    (a short one queued with a countdown may be queued twice: the claim sends it once).
+    A first attempt is left ``grace_seconds`` to its own enqueue.
+    """
+    now = timezone.now()
+    cutoff = now - datetime.timedelta(seconds=grace_seconds)
     ids = list(
-        WebhookDelivery.objects.filter(status__in=WebhookDelivery.OPEN, next_attempt_at__lte=cutoff)
+        WebhookDelivery.objects.filter(
+            models.Q(status=Status.PENDING, next_attempt_at__lte=cutoff)
+            | models.Q(status=Status.FAILED, next_attempt_at__lte=now)
+        )
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
@@ -487,6 +511,8 @@ def _record(delivery: WebhookDelivery, subscription: WebhookSubscription, outcom
     if delivery.attempts < settings.WEBHOOK_MAX_ATTEMPTS:
         delay = backoff_seconds(delivery.attempts, base=settings.WEBHOOK_RETRY_BASE_SECONDS)
         deliveries.update(status=Status.FAILED, next_attempt_at=now + datetime.timedelta(seconds=delay), **failure)
+        if delay > countdown_limit_seconds():
+            return  # The sweep queues it when it is due.
         try:
             tasks.deliver_webhook.apply_async((delivery.pk,), countdown=delay)
         except Exception:  # Any broker failure: the sweep retries it when it is due.

@@ -120,10 +120,10 @@ def celery_worker(start_worker):
 
 @pytest.fixture
 def celery_beat(tmp_path, celery_env):
-    """The scheduler, with the stale sweep every two seconds."""
+    """The scheduler, with the stale and webhook sweeps every two seconds."""
     beat = CeleryProcess(
         ["beat", "--loglevel=INFO", "--schedule", str(tmp_path / "beat-schedule")],
-        tmp_path / "beat.log", celery_env | {"RECOMPUTE_SWEEP_SECONDS": "2"},
+        tmp_path / "beat.log", celery_env | {"RECOMPUTE_SWEEP_SECONDS": "2", "WEBHOOK_SWEEP_SECONDS": "2"},
     )
     yield beat
     beat.stop()

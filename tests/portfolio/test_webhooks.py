@@ -178,20 +178,43 @@ def test_failed_attempts_are_retried_until_delivered(hook, team, receiver, broke
     assert len(receiver.requests) == 3
 
 
-def test_a_retry_waits_for_its_backoff(hook, team, receiver, settings, broker):
+def test_a_short_retry_is_queued_with_its_countdown(hook, team, receiver, settings, broker):
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 20}
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 10  # Half the visibility timeout: still safe to hold.
+    receiver.statuses = [503]
+    services.create_use_case(team=team, title="FAQ bot")
+    (delivery,) = deliveries("use_case.created")
+
+    assert deliver_webhook(delivery.pk) == "failed"
+    assert broker.retries == [(delivery.pk, 10)]
+    assert deliver_webhook(delivery.pk) == "failed"  # Too early: nothing is sent.
+    assert len(receiver.requests) == 1
+
+
+def test_a_long_retry_is_left_to_the_sweep_until_it_is_due(hook, team, receiver, settings, broker):
+    # Redis hands a task held past its visibility timeout to a worker again: a 30 s
+    # countdown under a 20 s timeout would be queued over and over. The sweep sends it.
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 20}
     settings.WEBHOOK_RETRY_BASE_SECONDS = 30
     receiver.statuses = [503]
     services.create_use_case(team=team, title="FAQ bot")
     (delivery,) = deliveries("use_case.created")
+    broker.queued.clear()
     before = timezone.now()
 
-    deliver_webhook(delivery.pk)
+    assert deliver_webhook(delivery.pk) == "failed"
     delivery.refresh_from_db()
     assert before + datetime.timedelta(seconds=29) < delivery.next_attempt_at < timezone.now() + datetime.timedelta(
         seconds=31)
-    assert broker.retries == [(delivery.pk, 30)]
+    assert broker.retries == []
+    assert tasks.sweep_webhook_deliveries() == 0 and broker.queued == []  # Not due yet.
     deliver_webhook(delivery.pk)  # Too early: nothing is sent.
     assert len(receiver.requests) == 1
+
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert tasks.sweep_webhook_deliveries() == 1  # Due: queued at once, with no grace.
+    assert broker.queued == [delivery.pk]
+    assert deliver_webhook(delivery.pk) == "delivered" and len(receiver.requests) == 2
 
 
 def test_backoff_doubles_from_the_base():
