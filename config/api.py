@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import django_filters
+import django_filters.rest_framework
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -100,6 +101,20 @@ def check_if_match(request, instance) -> None:
         raise PreconditionFailed()
 
 
+class ListFiltersMixin:
+    """Query-parameter filters, search and ordering narrow lists only.
+
+    A detail route finds its row by id in the scoped queryset; building the list's
+    filter form there (REST framework's default) only costs time, about a fifth of a
+    detail request.
+    """
+
+    def filter_queryset(self, queryset):
+        if getattr(self, "detail", False):
+            return queryset
+        return super().filter_queryset(queryset)
+
+
 class ETagMixin:
     """``ETag`` on detail and write responses; ``If-Match`` honoured on writes."""
 
@@ -130,6 +145,25 @@ class Pagination(PageNumberPagination):
                     f"(a larger number gives {self.max_page_size})."
                 )
         return parameters
+
+
+class FilterSet(django_filters.rest_framework.FilterSet):
+    """A filter set whose form class is built once per class.
+
+    django-filter builds the form class, labels and fields of every filter, on each
+    request: a few milliseconds per list. It depends on the class alone unless a filter
+    chooses among rows by request (a callable ``queryset``); such a set is built per
+    request as before.
+    """
+
+    def get_form_class(self):
+        cls = type(self)
+        form_class = cls.__dict__.get("_form_class")
+        if form_class is None:
+            form_class = super().get_form_class()
+            if not any(callable(getattr(filter_, "queryset", None)) for filter_ in self.filters.values()):
+                cls._form_class = form_class
+        return form_class
 
 
 class IdFilter(django_filters.NumberFilter):

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from config.serializers import ModelSerializer
 from portfolio import selectors
 from portfolio.models import (
     EVIDENCE_FILE_EXTENSIONS,
@@ -56,14 +57,14 @@ class VisibleTeamField(serializers.SlugRelatedField):
         return self._found[data]
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class TeamSerializer(ModelSerializer):
     class Meta:
         model = Team
         fields = ["id", "name", "slug", "created_at"]
         read_only_fields = ["id", "created_at"]
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(ModelSerializer):
     """A user's role in a team; leads manage their own team's members."""
 
     user = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all())
@@ -101,7 +102,7 @@ class FrameworksField(serializers.ListField):
         return frameworks
 
 
-class UseCaseSerializer(serializers.ModelSerializer):
+class UseCaseSerializer(ModelSerializer):
     """A use case; ``team`` is a slug, set on creation only. Computed figures are read-only."""
 
     team = VisibleTeamField()
@@ -145,7 +146,7 @@ class BulkUseCaseRowSerializer(UseCaseSerializer):
         self.fields["team"].read_only = False
 
 
-class DeploymentSerializer(serializers.ModelSerializer):
+class DeploymentSerializer(ModelSerializer):
     use_case = serializers.PrimaryKeyRelatedField(queryset=UseCase.objects.all())
     model = serializers.SlugRelatedField(slug_field="key", queryset=LanguageModel.objects.all())
 
@@ -166,7 +167,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             self.fields["use_case"].read_only = True
 
 
-class ProofOfConceptSerializer(serializers.ModelSerializer):
+class ProofOfConceptSerializer(ModelSerializer):
     use_case = serializers.PrimaryKeyRelatedField(queryset=UseCase.objects.all())
     model = serializers.SlugRelatedField(slug_field="key", queryset=LanguageModel.objects.all(), required=False,
                                          allow_null=True)
@@ -186,7 +187,7 @@ class ProofOfConceptSerializer(serializers.ModelSerializer):
             self.fields["use_case"].read_only = True
 
 
-class CostSnapshotSerializer(serializers.ModelSerializer):
+class CostSnapshotSerializer(ModelSerializer):
     class Meta:
         model = CostSnapshot
         fields = ["id", "use_case", "created_at", "priced_on", "reason", "currency", "previous_monthly_cost",
@@ -291,7 +292,7 @@ class WhatIfResultSerializer(serializers.Serializer):
     )
 
 
-class RecomputeJobSerializer(serializers.ModelSerializer):
+class RecomputeJobSerializer(ModelSerializer):
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     progress_pct = serializers.IntegerField(read_only=True)
     monthly_cost_delta = serializers.DecimalField(max_digits=21, decimal_places=2, read_only=True, allow_null=True)
@@ -304,7 +305,7 @@ class RecomputeJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PortfolioSnapshotSerializer(serializers.ModelSerializer):
+class PortfolioSnapshotSerializer(ModelSerializer):
     class Meta:
         model = PortfolioSnapshot
         fields = ["id", "taken_on", "taken_at", "currency", "use_cases", "monthly_cost", "monthly_benefit", "npv",
@@ -315,7 +316,7 @@ class PortfolioSnapshotSerializer(serializers.ModelSerializer):
 # --- Governance ----------------------------------------------------------------------------
 
 
-class ChecklistItemSerializer(serializers.ModelSerializer):
+class ChecklistItemSerializer(ModelSerializer):
     """A governance checklist item of a use case: its template's text, status, evidence and waiver."""
 
     team = serializers.SlugRelatedField(source="use_case.team", slug_field="slug", read_only=True)
@@ -434,7 +435,7 @@ class WebhookEventsField(serializers.ListField):
         return events
 
 
-class WebhookSubscriptionSerializer(serializers.ModelSerializer):
+class WebhookSubscriptionSerializer(ModelSerializer):
     """A webhook subscription. ``team`` empty: the whole portfolio (managers only); set on creation only."""
 
     team = WebhookTeamField(required=False, allow_null=True, default=None)
@@ -463,7 +464,7 @@ class CreatedWebhookSubscriptionSerializer(WebhookSubscriptionSerializer):
         read_only_fields = fields
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(ModelSerializer):
     class Meta:
         model = WebhookDelivery
         fields = ["id", "subscription", "event_type", "event_id", "status", "attempts", "last_status_code",

@@ -17,8 +17,10 @@ from rest_framework.views import APIView
 from config.api import (
     AnonRateThrottle,
     ETagMixin,
+    FilterSet,
     FormParser,
     IdFilter,
+    ListFiltersMixin,
     JSONParser,
     MultiPartParser,
     PreconditionFailed,
@@ -61,7 +63,9 @@ from portfolio.models import (
     Deployment,
     GovernanceFramework,
     Membership,
+    PortfolioSnapshot,
     ProofOfConcept,
+    RecomputeJob,
     UseCase,
     WebhookDelivery,
     WebhookSubscription,
@@ -69,7 +73,7 @@ from portfolio.models import (
 from pricing.models import currency_validator
 
 
-class TeamViewSet(ETagMixin, viewsets.ModelViewSet):
+class TeamViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     """Teams you belong to (every team for portfolio managers); managers create and change them."""
 
     serializer_class = TeamSerializer
@@ -95,7 +99,7 @@ class TeamViewSet(ETagMixin, viewsets.ModelViewSet):
         instance.delete()
 
 
-class MembershipFilter(filters.FilterSet):
+class MembershipFilter(FilterSet):
     team = filters.CharFilter(field_name="team__slug")
     user = filters.CharFilter(field_name="user__username")
 
@@ -104,7 +108,7 @@ class MembershipFilter(filters.FilterSet):
         fields = ["team", "user", "role"]
 
 
-class MembershipViewSet(ETagMixin, viewsets.ModelViewSet):
+class MembershipViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     """Who is in your teams. A team's leads add members, change their role and remove them."""
 
     serializer_class = MembershipSerializer
@@ -138,7 +142,7 @@ class MembershipViewSet(ETagMixin, viewsets.ModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class UseCaseFilter(filters.FilterSet):
+class UseCaseFilter(FilterSet):
     team = filters.CharFilter(field_name="team__slug")
     model = filters.CharFilter(field_name="deployments__model__key", distinct=True)
     updated_since = UpdatedSinceFilter()
@@ -154,7 +158,7 @@ class UseCaseFilter(filters.FilterSet):
     method: extend_schema(responses={code: UseCaseSerializer, 409: GateRefusedSerializer})
     for method, code in (("create", 201), ("update", 200), ("partial_update", 200))
 })
-class UseCaseViewSet(ETagMixin, viewsets.ModelViewSet):
+class UseCaseViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     serializer_class = UseCaseSerializer
     filterset_class = UseCaseFilter
     search_fields = ["title", "description", "external_id"]
@@ -275,7 +279,7 @@ class UseCaseBulkUpsertView(APIView):
         })
 
 
-class DeploymentFilter(filters.FilterSet):
+class DeploymentFilter(FilterSet):
     # By id, not a choice among all use cases: another team's id filters to nothing
     # rather than answering differently from an id that does not exist.
     use_case = IdFilter(field_name="use_case_id")
@@ -288,7 +292,7 @@ class DeploymentFilter(filters.FilterSet):
         fields = ["use_case", "team", "model", "hosting", "environment", "status"]
 
 
-class DeploymentViewSet(ETagMixin, viewsets.ModelViewSet):
+class DeploymentViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilter
     search_fields = ["name", "use_case__title", "model__key"]
@@ -323,7 +327,7 @@ class DeploymentViewSet(ETagMixin, viewsets.ModelViewSet):
         return audit_trail_response(self.get_object().history.all())
 
 
-class ProofOfConceptFilter(filters.FilterSet):
+class ProofOfConceptFilter(FilterSet):
     use_case = IdFilter(field_name="use_case_id")
     team = filters.CharFilter(field_name="use_case__team__slug")
     model = filters.CharFilter(field_name="model__key")
@@ -334,7 +338,7 @@ class ProofOfConceptFilter(filters.FilterSet):
         fields = ["use_case", "team", "model", "status"]
 
 
-class ProofOfConceptViewSet(ETagMixin, viewsets.ModelViewSet):
+class ProofOfConceptViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     serializer_class = ProofOfConceptSerializer
     filterset_class = ProofOfConceptFilter
     search_fields = ["hypothesis", "use_case__title"]
@@ -363,7 +367,7 @@ class ProofOfConceptViewSet(ETagMixin, viewsets.ModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class CostSnapshotFilter(filters.FilterSet):
+class CostSnapshotFilter(FilterSet):
     use_case = IdFilter(field_name="use_case_id")
     # Snapshots are never edited, so a row's creation is its last change.
     updated_since = UpdatedSinceFilter(field_name="created_at")
@@ -373,7 +377,7 @@ class CostSnapshotFilter(filters.FilterSet):
         fields = ["use_case", "currency", "priced_on"]
 
 
-class CostSnapshotViewSet(ETagMixin, viewsets.ReadOnlyModelViewSet):
+class CostSnapshotViewSet(ListFiltersMixin, ETagMixin, viewsets.ReadOnlyModelViewSet):
     """What each recompute produced, with the price and rate rows it used."""
 
     serializer_class = CostSnapshotSerializer
@@ -441,12 +445,19 @@ class RevokeTokenView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class RecomputeJobViewSet(ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class RecomputeJobFilter(FilterSet):
+    class Meta:
+        model = RecomputeJob
+        fields = ["status"]
+
+
+class RecomputeJobViewSet(ListFiltersMixin, ETagMixin, mixins.CreateModelMixin,
+                          viewsets.ReadOnlyModelViewSet):
     """Recompute jobs with their progress; ``POST`` starts a recompute of the whole portfolio."""
 
     serializer_class = RecomputeJobSerializer
     permission_classes = [IsPortfolioManager]
-    filterset_fields = ["status"]
+    filterset_class = RecomputeJobFilter
     ordering_fields = ["created_at"]
 
     def get_queryset(self):
@@ -460,12 +471,18 @@ class RecomputeJobViewSet(ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyM
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
 
 
-class PortfolioSnapshotViewSet(ETagMixin, viewsets.ReadOnlyModelViewSet):
+class PortfolioSnapshotFilter(FilterSet):
+    class Meta:
+        model = PortfolioSnapshot
+        fields = {"taken_on": ["gte", "lte"]}
+
+
+class PortfolioSnapshotViewSet(ListFiltersMixin, ETagMixin, viewsets.ReadOnlyModelViewSet):
     """Daily portfolio totals by team, stage and model, for trend charts."""
 
     serializer_class = PortfolioSnapshotSerializer
     permission_classes = [IsPortfolioManager]
-    filterset_fields = {"taken_on": ["gte", "lte"]}
+    filterset_class = PortfolioSnapshotFilter
     ordering_fields = ["taken_on"]
 
     def get_queryset(self):
@@ -489,7 +506,7 @@ class BinaryFileRenderer(renderers.BaseRenderer):
         return data if isinstance(data, bytes) else renderers.JSONRenderer().render(data)
 
 
-class ChecklistItemFilter(filters.FilterSet):
+class ChecklistItemFilter(FilterSet):
     use_case = IdFilter(field_name="use_case_id")
     team = filters.CharFilter(field_name="use_case__team__slug")
     category = filters.ChoiceFilter(field_name="template__category", choices=ChecklistTemplate.Category.choices)
@@ -503,7 +520,8 @@ class ChecklistItemFilter(filters.FilterSet):
         fields = ["use_case", "team", "category", "framework", "kind", "code", "status", "required"]
 
 
-class ChecklistItemViewSet(ETagMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ChecklistItemViewSet(ListFiltersMixin, ETagMixin, mixins.UpdateModelMixin,
+                           viewsets.ReadOnlyModelViewSet):
     """Governance checklist items of the use cases you may see.
 
     ``PATCH`` records evidence (text, link, file as multipart) and the status of a manual
@@ -554,7 +572,7 @@ class ChecklistItemViewSet(ETagMixin, mixins.UpdateModelMixin, viewsets.ReadOnly
 # --- Webhooks ------------------------------------------------------------------------------
 
 
-class WebhookSubscriptionFilter(filters.FilterSet):
+class WebhookSubscriptionFilter(FilterSet):
     team = filters.CharFilter(field_name="team__slug")
     whole_portfolio = filters.BooleanFilter(field_name="team", lookup_expr="isnull")
 
@@ -563,7 +581,7 @@ class WebhookSubscriptionFilter(filters.FilterSet):
         fields = ["team", "whole_portfolio", "active"]
 
 
-class WebhookSubscriptionViewSet(ETagMixin, viewsets.ModelViewSet):
+class WebhookSubscriptionViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     """Signed webhooks: portfolio managers subscribe the whole portfolio or any team, leads their teams.
 
     The signing secret is in the answer to ``POST`` only. A subscription whose deliveries
@@ -604,7 +622,7 @@ class WebhookSubscriptionViewSet(ETagMixin, viewsets.ModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebhookDeliveryFilter(filters.FilterSet):
+class WebhookDeliveryFilter(FilterSet):
     subscription = IdFilter(field_name="subscription_id")
 
     class Meta:
@@ -612,7 +630,7 @@ class WebhookDeliveryFilter(filters.FilterSet):
         fields = ["subscription", "status", "event_type"]
 
 
-class WebhookDeliveryViewSet(ETagMixin, viewsets.ReadOnlyModelViewSet):
+class WebhookDeliveryViewSet(ListFiltersMixin, ETagMixin, viewsets.ReadOnlyModelViewSet):
     """The delivery log of the subscriptions you manage: status, attempts and the last error of each event."""
 
     serializer_class = WebhookDeliverySerializer

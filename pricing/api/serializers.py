@@ -2,13 +2,14 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from config.serializers import ModelSerializer
 from portfolio.models import Team
 from pricing.models import ExchangeRate, LanguageModel, Licence, Price
 
 MAX_EXCHANGE_RATE = Decimal(10_000_000)
 
 
-class LicenceSerializer(serializers.ModelSerializer):
+class LicenceSerializer(ModelSerializer):
     class Meta:
         model = Licence
         fields = ["key", "name", "url", "commercial_use", "monthly_active_user_limit", "requires_attribution",
@@ -16,7 +17,7 @@ class LicenceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class LanguageModelSerializer(serializers.ModelSerializer):
+class LanguageModelSerializer(ModelSerializer):
     provider = serializers.SlugRelatedField(slug_field="key", read_only=True)
     licence = LicenceSerializer(read_only=True, allow_null=True)
 
@@ -26,7 +27,7 @@ class LanguageModelSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PriceSerializer(serializers.ModelSerializer):
+class PriceSerializer(ModelSerializer):
     model = serializers.SlugRelatedField(slug_field="key", queryset=LanguageModel.objects.all())
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
@@ -49,7 +50,7 @@ class CreatePriceSerializer(PriceSerializer):
         validators = []
 
 
-class ExchangeRateSerializer(serializers.ModelSerializer):
+class ExchangeRateSerializer(ModelSerializer):
     class Meta:
         model = ExchangeRate
         fields = ["id", "base", "quote", "rate", "as_of", "source", "created_at"]

@@ -4,7 +4,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.api import ETagMixin, UpdatedSinceFilter
+from config.api import ETagMixin, FilterSet, ListFiltersMixin, UpdatedSinceFilter
 from config.permissions import IsManagerOrReadOnly
 from portfolio import selectors as portfolio_selectors
 from portfolio.api.serializers import AuditEntrySerializer
@@ -18,7 +18,7 @@ from pricing.api.serializers import (
 from pricing.models import ExchangeRate, LanguageModel, Price
 
 
-class LanguageModelFilter(filters.FilterSet):
+class LanguageModelFilter(FilterSet):
     updated_since = UpdatedSinceFilter()
 
     class Meta:
@@ -26,7 +26,7 @@ class LanguageModelFilter(filters.FilterSet):
         fields = ["open_weights", "provider__key", "licence__key"]
 
 
-class LanguageModelViewSet(ETagMixin, viewsets.ReadOnlyModelViewSet):
+class LanguageModelViewSet(ListFiltersMixin, ETagMixin, viewsets.ReadOnlyModelViewSet):
     """The model catalogue with licences; changed in the admin."""
 
     serializer_class = LanguageModelSerializer
@@ -40,7 +40,7 @@ class LanguageModelViewSet(ETagMixin, viewsets.ReadOnlyModelViewSet):
         return selectors.list_models()
 
 
-class PriceFilter(filters.FilterSet):
+class PriceFilter(FilterSet):
     model = filters.CharFilter(field_name="model__key")
     team = filters.CharFilter(field_name="team__slug")
     effective_from_after = filters.DateFilter(field_name="effective_from", lookup_expr="gte")
@@ -53,7 +53,7 @@ class PriceFilter(filters.FilterSet):
         fields = ["model", "team", "currency", "source"]
 
 
-class PriceViewSet(ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class PriceViewSet(ListFiltersMixin, ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Effective-dated prices. Never edited: a new price supersedes the old one from its date."""
 
     permission_classes = [IsManagerOrReadOnly]
@@ -82,7 +82,7 @@ class PriceViewSet(ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelVie
         return Response(AuditEntrySerializer(portfolio_selectors.audit_trail(records=records), many=True).data)
 
 
-class ExchangeRateFilter(filters.FilterSet):
+class ExchangeRateFilter(FilterSet):
     # Rates are never edited, so a row's creation is its last change.
     updated_since = UpdatedSinceFilter(field_name="created_at")
 
@@ -91,7 +91,7 @@ class ExchangeRateFilter(filters.FilterSet):
         fields = ["base", "quote"]
 
 
-class ExchangeRateViewSet(ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ExchangeRateViewSet(ListFiltersMixin, ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Exchange rates by date. Never edited: a newer rate for the pair supersedes the old one."""
 
     permission_classes = [IsManagerOrReadOnly]

@@ -1,0 +1,102 @@
+"""The shared REST framework glue: serializer fields built once per class, list-only filters."""
+import pytest
+from django_filters import rest_framework as filters
+from rest_framework.test import APIClient
+
+from config.api import FilterSet
+from portfolio import services
+from portfolio.api.serializers import BulkUseCaseRowSerializer, SyncUseCaseSerializer, UseCaseSerializer
+from portfolio.api.views import UseCaseFilter
+from portfolio.models import Team, UseCase
+
+pytestmark = pytest.mark.django_db
+
+
+# --- Serializer fields derived once per class ----------------------------------------------------
+
+
+def test_each_serializer_gets_its_own_fields():
+    first, second = UseCaseSerializer(), UseCaseSerializer()
+    assert first.fields["title"] is not second.fields["title"]
+    first.fields["title"].read_only = True  # What an update does to ``team``.
+    assert UseCaseSerializer().fields["title"].read_only is False
+    assert second.fields["title"].read_only is False
+
+
+def test_fields_are_derived_once_per_class(monkeypatch):
+    UseCaseSerializer().fields  # Derived and kept.
+    derivations = []
+    original = UseCaseSerializer.build_field
+    monkeypatch.setattr(UseCaseSerializer, "build_field",
+                        lambda self, *args: derivations.append(args[0]) or original(self, *args))
+    UseCaseSerializer().fields
+    assert derivations == []
+
+
+def test_subclasses_keep_their_own_fields():
+    # A subclass declares fields of its own: it never takes its parent's derived set.
+    UseCaseSerializer().fields
+    bulk_external_id = BulkUseCaseRowSerializer().fields["external_id"]
+    assert bulk_external_id.__class__.__name__ == "RegexField"
+    assert UseCaseSerializer().fields["external_id"].__class__.__name__ == "CharField"
+    assert SyncUseCaseSerializer().fields["external_id"].read_only is True
+    assert UseCaseSerializer().fields["external_id"].read_only is False
+
+
+def test_validation_and_output_are_unchanged_by_the_cache(team):
+    for _ in range(2):  # The second time from the kept fields.
+        serializer = UseCaseSerializer(data={"title": "", "horizon_months": 0})
+        assert not serializer.is_valid()
+        assert set(serializer.errors) == {"team", "title", "horizon_months"}
+    use_case = services.create_use_case(team=team, title="FAQ bot")
+    assert UseCaseSerializer(use_case).data["title"] == UseCaseSerializer(use_case).data["title"] == "FAQ bot"
+
+
+# --- Filters narrow lists only ----------------------------------------------------------------
+
+
+def test_filters_narrow_lists_but_not_detail_lookups(manager, team, other_team):
+    use_case = services.create_use_case(team=team, title="FAQ bot")
+    services.create_use_case(team=other_team, title="Research bot")
+    client = APIClient()
+    client.force_authenticate(manager)
+
+    listed = client.get("/api/v1/use-cases/", {"team": other_team.slug}).json()["results"]
+    assert [row["title"] for row in listed] == ["Research bot"]
+    # A detail route finds its row by id: a list's query parameters do not hide it.
+    answer = client.get(f"/api/v1/use-cases/{use_case.pk}/", {"team": other_team.slug})
+    assert answer.status_code == 200 and answer.json()["title"] == "FAQ bot"
+    assert client.get("/api/v1/use-cases/", {"updated_since": "yesterday"}).status_code == 400
+
+
+def test_detail_lookups_stay_scoped(member, other_team):
+    theirs = services.create_use_case(team=other_team, title="Research bot")
+    client = APIClient()
+    client.force_authenticate(member)
+    assert client.get(f"/api/v1/use-cases/{theirs.pk}/").status_code == 404
+
+
+def test_a_filter_sets_form_class_is_built_once():
+    data = {"stage": "poc"}
+    first = UseCaseFilter(data, queryset=UseCase.objects.all()).form
+    second = UseCaseFilter(data, queryset=UseCase.objects.all()).form
+    assert type(first) is type(second)
+    assert first is not second and first.fields["stage"] is not second.fields["stage"]
+
+
+def test_a_filter_choosing_rows_by_request_is_built_per_request(team, other_team):
+    class ByVisibleTeam(FilterSet):
+        team = filters.ModelChoiceFilter(queryset=lambda request: Team.objects.filter(pk=request.team_pk))
+
+        class Meta:
+            model = UseCase
+            fields = ["team"]
+
+    class Request:
+        def __init__(self, team_pk):
+            self.team_pk = team_pk
+
+    forms = [ByVisibleTeam({}, queryset=UseCase.objects.all(), request=Request(pk)).form
+             for pk in (team.pk, other_team.pk)]
+    assert type(forms[0]) is not type(forms[1])
+    assert [list(form.fields["team"].queryset) for form in forms] == [[team], [other_team]]
