@@ -124,9 +124,14 @@ class ETagMixin:
         response["ETag"] = etag_of(instance)
         return response
 
-    def written(self, instance, *, created: bool = False) -> Response:
+    def written(self, instance, *, serializer=None, created: bool = False) -> Response:
+        """The stored record after a write, shown by the serializer that validated it, if given."""
         instance.refresh_from_db()
-        response = Response(self.get_serializer(instance).data, status=201 if created else 200)
+        if serializer is None:
+            serializer = self.get_serializer(instance)
+        else:
+            serializer.instance = instance
+        response = Response(serializer.data, status=201 if created else 200)
         response["ETag"] = etag_of(instance)
         return response
 

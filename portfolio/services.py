@@ -74,11 +74,33 @@ def _assign(instance: models.Model, fields: dict[str, Any]) -> None:
         setattr(instance, name, value)
 
 
+def _clean_use_case(use_case: UseCase, *, changed: Iterable[str] | None = None, unique: bool = True) -> None:
+    """Validate a use case about to be saved without asking the database what is known.
+
+    The field validators mirror the table's check constraints (a test holds them to it),
+    so those are not evaluated again by a query each; the team was read by the caller.
+    ``changed`` limits validation to what an update sets: the rest was validated when
+    stored. The external id's uniqueness in its team is checked when it is set, unless
+    the caller settles it (``unique=False``).
+    """
+    exclude = {"team"}
+    if changed is not None:
+        exclude |= {field.name for field in UseCase._meta.fields if field.name not in changed}
+    use_case.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    if unique and use_case.external_id and (changed is None or "external_id" in changed):
+        for constraint in UseCase._meta.constraints:
+            if isinstance(constraint, models.UniqueConstraint):
+                try:
+                    constraint.validate(UseCase, use_case)
+                except ValidationError as error:  # Reported as full_clean reports it.
+                    raise ValidationError({NON_FIELD_ERRORS: error.error_list}) from None
+
+
 @transaction.atomic
 def create_use_case(*, team: Team, title: str, **fields: Any) -> UseCase:
     use_case = UseCase(team=team, title=title, needs_recompute=True)
     _assign(use_case, fields)
-    use_case.full_clean()
+    _clean_use_case(use_case)
     use_case.save()
     if governance.moves_into_gate(previous_stage=None, stage=use_case.stage):
         governance.enforce_gate(use_case=use_case)
@@ -103,7 +125,7 @@ def update_use_case(*, use_case: UseCase, expected_version: int | None = None, *
         raise StaleVersion(current_version)
     previous_stage = use_case.stage
     _assign(use_case, fields)
-    use_case.full_clean()
+    _clean_use_case(use_case, changed=fields)
     use_case.needs_recompute = True
     use_case.version = current_version + 1
     # Only the inputs: the computed figures belong to the recompute, which may have
@@ -174,7 +196,6 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
     gated: dict[str, UseCase] = {}
     moved: list[tuple[UseCase, str]] = []  # Updated rows whose stage changed, with their previous stage.
     seen: set[tuple[int, str]] = set()
-    use_case_fields = [field.name for field in UseCase._meta.fields]
     for index, row in enumerate(rows):
         key = (row.team.pk, row.external_id)
         if key in seen:
@@ -191,11 +212,8 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
         _assign(use_case, row.fields)
         use_case.needs_recompute = True
         try:
-            # The team was read by the caller: checking that it exists is a query per row. An
-            # update validates what it sets; what it leaves was validated when stored.
             # Uniqueness is settled by the lookup above and the constraint below.
-            unset = ["team"] if created else [name for name in use_case_fields if name not in row.fields]
-            use_case.full_clean(exclude=unset, validate_unique=False, validate_constraints=False)
+            _clean_use_case(use_case, changed=None if created else row.fields, unique=False)
         except ValidationError as error:
             # Flat messages per row: Django's ValidationError cannot nest a field dict in a row.
             errors[str(index)] = [

@@ -90,7 +90,7 @@ class TeamViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
         check_if_match(request, team)
         serializer = self.get_serializer(team, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        return self.written(serializer.save())
+        return self.written(serializer.save(), serializer=serializer)
 
     def perform_destroy(self, instance):
         check_if_match(self.request, instance)
@@ -125,7 +125,8 @@ class MembershipViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         self.check_object_permissions(request, Membership(**serializer.validated_data))
-        return self.written(services.add_member(**serializer.validated_data), created=True)
+        membership = services.add_member(**serializer.validated_data)
+        return self.written(membership, created=True, serializer=serializer)
 
     def update(self, request, *args, partial=False, **kwargs):
         membership = self.get_object()
@@ -133,7 +134,7 @@ class MembershipViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
         serializer = self.get_serializer(membership, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         role = serializer.validated_data.get("role", membership.role)
-        return self.written(services.change_role(membership=membership, role=role))
+        return self.written(services.change_role(membership=membership, role=role), serializer=serializer)
 
     def destroy(self, request, *args, **kwargs):
         membership = self.get_object()
@@ -184,7 +185,8 @@ class UseCaseViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self.written(services.create_use_case(**serializer.validated_data), created=True)
+        use_case = services.create_use_case(**serializer.validated_data)
+        return self.written(use_case, created=True, serializer=serializer)
 
     def update(self, request, *args, partial=False, **kwargs):
         use_case = self.get_object()
@@ -195,7 +197,7 @@ class UseCaseViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
             services.update_use_case(use_case=use_case, expected_version=use_case.version, **serializer.validated_data)
         except services.StaleVersion:
             raise PreconditionFailed() from None
-        return self.written(use_case)
+        return self.written(use_case, serializer=serializer)
 
     def destroy(self, request, *args, **kwargs):
         use_case = self.get_object()
@@ -233,13 +235,15 @@ class UseCaseByExternalIdView(ETagMixin, APIView):
     @extend_schema(responses={200: SyncUseCaseSerializer, 201: SyncUseCaseSerializer, 409: GateRefusedSerializer})
     def put(self, request, team_slug, external_id):
         team = self.get_team(team_slug)
-        existing = UseCase.objects.filter(team=team, external_id=external_id).first()
-        if existing is not None:
-            check_if_match(request, existing)
-        serializer = self.get_serializer(existing, data=request.data)
+        if "If-Match" in request.headers:  # Only a conditional write needs the row before the service.
+            existing = UseCase.objects.filter(team=team, external_id=external_id).first()
+            if existing is not None:
+                check_if_match(request, existing)
+        # Validated as a full replacement whether the row exists or not: the service decides.
+        serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         use_case, created = services.upsert_use_case(team=team, external_id=external_id, **serializer.validated_data)
-        return self.written(use_case, created=created)
+        return self.written(use_case, created=created, serializer=serializer)
 
 
 class BulkUpsertSerializer(serializers.Serializer):
@@ -305,14 +309,16 @@ class DeploymentViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self.written(services.create_deployment(**serializer.validated_data), created=True)
+        deployment = services.create_deployment(**serializer.validated_data)
+        return self.written(deployment, created=True, serializer=serializer)
 
     def update(self, request, *args, partial=False, **kwargs):
         deployment = self.get_object()
         check_if_match(request, deployment)
         serializer = self.get_serializer(deployment, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        return self.written(services.update_deployment(deployment=deployment, **serializer.validated_data))
+        updated = services.update_deployment(deployment=deployment, **serializer.validated_data)
+        return self.written(updated, serializer=serializer)
 
     def destroy(self, request, *args, **kwargs):
         deployment = self.get_object()
@@ -351,14 +357,14 @@ class ProofOfConceptViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self.written(services.create_poc(**serializer.validated_data), created=True)
+        return self.written(services.create_poc(**serializer.validated_data), created=True, serializer=serializer)
 
     def update(self, request, *args, partial=False, **kwargs):
         poc = self.get_object()
         check_if_match(request, poc)
         serializer = self.get_serializer(poc, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        return self.written(services.update_poc(poc=poc, **serializer.validated_data))
+        return self.written(services.update_poc(poc=poc, **serializer.validated_data), serializer=serializer)
 
     def destroy(self, request, *args, **kwargs):
         poc = self.get_object()
@@ -546,6 +552,7 @@ class ChecklistItemViewSet(ListFiltersMixin, ETagMixin, mixins.UpdateModelMixin,
         check_if_match(request, item)
         serializer = UpdateChecklistItemSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        # The answer is the whole item, not the fields this serializer takes.
         return self.written(governance.update_item(item=item, by=request.user, **serializer.validated_data))
 
     @extend_schema(responses=AuditEntrySerializer(many=True))
@@ -613,7 +620,8 @@ class WebhookSubscriptionViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelView
         check_if_match(request, subscription)
         serializer = self.get_serializer(subscription, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        return self.written(webhooks.update_subscription(subscription=subscription, **serializer.validated_data))
+        updated = webhooks.update_subscription(subscription=subscription, **serializer.validated_data)
+        return self.written(updated, serializer=serializer)
 
     def destroy(self, request, *args, **kwargs):
         subscription = self.get_object()

@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import CheckConstraint, Q
 
 from portfolio import services
 from portfolio.models import CostSnapshot, Deployment, Membership, UseCase
@@ -253,6 +254,51 @@ def test_external_id_is_unique_within_a_team(team, other_team):
     services.create_use_case(team=other_team, title="B", external_id="crm-1")
     with pytest.raises(ValidationError):
         services.create_use_case(team=team, title="C", external_id="crm-1")
+
+
+def _violations(condition):
+    """(field, value) pairs that break a check constraint's condition, one per bound it sets."""
+    for child in condition.children:
+        if isinstance(child, Q):
+            yield from _violations(child)
+            continue
+        lookup, bound = child
+        name, _, operator = lookup.rpartition("__")
+        yield name, {"gte": bound - 1, "gt": bound, "lte": bound + 1, "lt": bound}[operator]
+
+
+CHECKS = [(constraint.name, *violation) for constraint in UseCase._meta.constraints
+          if isinstance(constraint, CheckConstraint) for violation in _violations(constraint.condition)]
+
+
+@pytest.mark.parametrize(("constraint", "field", "value"), CHECKS)
+def test_field_validation_enforces_every_check_constraint(team, constraint, field, value):
+    # The services validate fields without asking the database to evaluate the check
+    # constraints: the field validators must refuse whatever a constraint refuses, on
+    # creation and on update, or the database would answer an IntegrityError (a 500).
+    with pytest.raises(ValidationError) as error:
+        services.create_use_case(team=team, title="Bot", **{field: value})
+    assert field in error.value.message_dict
+    use_case = services.create_use_case(team=team, title="Bot")
+    with pytest.raises(ValidationError) as error:
+        services.update_use_case(use_case=use_case, **{field: value})
+    assert field in error.value.message_dict
+
+
+def test_check_constraints_are_all_found():
+    assert {name for name, _field, _value in CHECKS} == {
+        "use_case_horizon_1_to_600", "use_case_inputs_non_negative"}
+    assert len(CHECKS) == 7
+
+
+def test_an_update_to_a_taken_external_id_is_refused(team):
+    services.create_use_case(team=team, title="A", external_id="crm-1")
+    use_case = services.create_use_case(team=team, title="B", external_id="crm-2")
+    with pytest.raises(ValidationError) as error:
+        services.update_use_case(use_case=use_case, external_id="crm-1")
+    assert error.value.message_dict == {"__all__": ["Use case with this Team and External id already exists."]}
+    use_case.refresh_from_db()
+    assert use_case.external_id == "crm-2"
 
 
 def test_update_use_case_bumps_version_flags_and_enqueues(team, django_capture_on_commit_callbacks):
