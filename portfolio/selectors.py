@@ -9,7 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -55,8 +56,24 @@ def is_portfolio_manager(user: User) -> bool:
         return True
     # Cached on the instance: asked on every request, answered by one query.
     if not hasattr(user, "_is_portfolio_manager"):
-        user._is_portfolio_manager = user.groups.filter(name=MANAGERS_GROUP).exists()
+        user._is_portfolio_manager = _in_group(user.pk, MANAGERS_GROUP)
     return user._is_portfolio_manager
+
+
+def _in_group(user_id: int, group_name: str) -> bool:
+    # ``user.groups.filter(name=…).exists()`` in SQL: every API request asks, and building
+    # the ORM query costs four times what the database takes to answer it.
+    memberships = get_user_model().groups.through._meta
+    groups = Group._meta
+    user_column = memberships.get_field("user").column
+    group_column = memberships.get_field("group").column
+    with connection.cursor() as cursor:
+        cursor.execute(  # nosec B608: identifiers come from the models' metadata; values are bound.
+            f"SELECT 1 FROM {memberships.db_table} m JOIN {groups.db_table} g "
+            f"ON g.{groups.pk.column} = m.{group_column} WHERE m.{user_column} = %s AND g.name = %s LIMIT 1",
+            [user_id, group_name],
+        )
+        return cursor.fetchone() is not None
 
 
 def team_ids_of(user: User, *, role: str | None = None) -> QuerySet:

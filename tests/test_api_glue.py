@@ -100,3 +100,19 @@ def test_a_filter_choosing_rows_by_request_is_built_per_request(team, other_team
              for pk in (team.pk, other_team.pk)]
     assert type(forms[0]) is not type(forms[1])
     assert [list(form.fields["team"].queryset) for form in forms] == [[team], [other_team]]
+
+
+def test_a_plain_page_builds_no_filter_form(manager, team, monkeypatch):
+    services.create_use_case(team=team, title="FAQ bot", stage="poc")
+    services.create_use_case(team=team, title="Triage", stage="idea")
+    built = []
+    original = UseCaseFilter.get_form_class
+    monkeypatch.setattr(UseCaseFilter, "get_form_class", lambda self: built.append(1) or original(self))
+    client = APIClient()
+    client.force_authenticate(manager)
+
+    assert client.get("/api/v1/use-cases/", {"page_size": 10, "ordering": "title"}).json()["count"] == 2
+    assert built == []
+    filtered = client.get("/api/v1/use-cases/", {"stage": "poc"}).json()["results"]
+    assert [row["title"] for row in filtered] == ["FAQ bot"] and built
+    assert client.get("/api/v1/use-cases/", {"stage": "nonsense"}).status_code == 400

@@ -1,5 +1,5 @@
 import pytest
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, Group
 
 from portfolio import selectors
 from tests.factories import DeploymentFactory, ProofOfConceptFactory, UseCaseFactory, UserFactory
@@ -38,6 +38,16 @@ def test_anonymous_and_teamless_users_see_nothing(two_teams_of_use_cases):
     for user in (AnonymousUser(), UserFactory(username="nobody")):
         assert not selectors.visible_use_cases(user=user).exists()
         assert not selectors.visible_teams(user=user).exists()
+
+
+def test_only_the_managers_group_makes_a_manager(manager, member):
+    auditor = UserFactory(username="auditor")
+    auditor.groups.add(Group.objects.create(name="auditors"))
+    assert [selectors.is_portfolio_manager(user) for user in (manager, member, auditor)] == [True, False, False]
+    # Asked once per request: the answer is kept on the user object.
+    manager.groups.clear()
+    assert selectors.is_portfolio_manager(manager)
+    assert not selectors.is_portfolio_manager(type(manager).objects.get(pk=manager.pk))
 
 
 def test_inactive_manager_is_not_a_manager(manager):
