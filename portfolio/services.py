@@ -155,6 +155,7 @@ def upsert_use_case(*, team: Team, external_id: str, **fields: Any) -> tuple[Use
     for _attempt in range(2):
         existing = UseCase.objects.filter(team=team, external_id=external_id).first()
         if existing is not None:
+            existing.team = team  # The caller's row: showing the result reads it no more.
             return update_use_case(use_case=existing, **fields), False
         try:
             with transaction.atomic():

@@ -1,9 +1,11 @@
 """The shared REST framework glue: serializer fields built once per class, list-only filters."""
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_filters import rest_framework as filters
 from rest_framework.test import APIClient
 
-from config.api import FilterSet
+from config.api import FilterSet, refresh_keeping_relations
 from portfolio import services
 from portfolio.api.serializers import BulkUseCaseRowSerializer, SyncUseCaseSerializer, UseCaseSerializer
 from portfolio.api.views import UseCaseFilter
@@ -116,3 +118,20 @@ def test_a_plain_page_builds_no_filter_form(manager, team, monkeypatch):
     filtered = client.get("/api/v1/use-cases/", {"stage": "poc"}).json()["results"]
     assert [row["title"] for row in filtered] == ["FAQ bot"] and built
     assert client.get("/api/v1/use-cases/", {"stage": "nonsense"}).status_code == 400
+
+
+def test_a_write_answers_the_stored_row_without_reading_its_relations_again(member, team):
+    use_case = services.create_use_case(team=team, title="FAQ bot", owner=member)
+    use_case = UseCase.objects.select_related("team", "owner").get(pk=use_case.pk)
+    UseCase.objects.filter(pk=use_case.pk).update(title="Renamed elsewhere")
+
+    refresh_keeping_relations(use_case)
+
+    assert use_case.title == "Renamed elsewhere"
+    with CaptureQueriesContext(connection) as queries:
+        assert (use_case.team.slug, use_case.owner.username) == (team.slug, member.username)
+    assert len(queries) == 0
+    # A relation that now points elsewhere is read afresh.
+    UseCase.objects.filter(pk=use_case.pk).update(owner=None)
+    refresh_keeping_relations(use_case)
+    assert use_case.owner is None

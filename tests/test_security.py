@@ -18,6 +18,7 @@ from django.db import OperationalError
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
+from rest_framework import throttling
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -91,7 +92,11 @@ def test_the_lockout_keys_on_the_forwarded_address_only_behind_trusted_proxies(m
 
 
 @pytest.fixture
-def rates(settings):
+def rates(settings, monkeypatch):
+    # Counted per minute window: the clock stands still mid-window, so no test straddles two.
+    now = 1_800_000_030.0
+    monkeypatch.setattr(throttling.SimpleRateThrottle, "timer", lambda self: now)
+
     def set_rates(**rates: str):
         settings.REST_FRAMEWORK = {
             **settings.REST_FRAMEWORK,
@@ -126,6 +131,16 @@ def test_a_user_is_throttled_across_session_and_token(member, rates):
 
     assert statuses == [200, 200, 200, 429]
     assert "Retry-After" in token.get("/api/v1/teams/")
+
+
+def test_the_allowance_comes_back_with_the_next_window(member, rates, monkeypatch):
+    rates(token="2/min")
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=member).key}")
+    assert [client.get("/api/v1/teams/").status_code for _ in range(3)] == [200, 200, 429]
+    assert client.get("/api/v1/teams/")["Retry-After"] == "30"  # Half the minute is left.
+
+    monkeypatch.setattr(throttling.SimpleRateThrottle, "timer", lambda self: 1_800_000_060.0)
+    assert [client.get("/api/v1/teams/").status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_token_requests_are_throttled_per_address_whatever_the_username(rates):
