@@ -211,7 +211,7 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 REST_FRAMEWORK = {
     # Token first, so an unauthenticated call answers 401 with WWW-Authenticate.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.api.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

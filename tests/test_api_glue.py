@@ -1,12 +1,15 @@
-"""The shared REST framework glue: serializer fields built once per class, list-only filters."""
+"""The shared REST framework glue: token authentication, serializer fields built once per class,
+filters on lists only, writes answered without reading relations again."""
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_filters import rest_framework as filters
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from config.api import FilterSet, refresh_keeping_relations
-from portfolio import services
+from config.api import FilterSet, TokenAuthentication, refresh_keeping_relations
+from portfolio import selectors, services
 from portfolio.api.serializers import BulkUseCaseRowSerializer, SyncUseCaseSerializer, UseCaseSerializer
 from portfolio.api.views import UseCaseFilter
 from portfolio.models import Team, UseCase
@@ -135,3 +138,29 @@ def test_a_write_answers_the_stored_row_without_reading_its_relations_again(memb
     UseCase.objects.filter(pk=use_case.pk).update(owner=None)
     refresh_keeping_relations(use_case)
     assert use_case.owner is None
+
+
+# --- Token authentication in one query ----------------------------------------------------------
+
+
+def test_a_token_gives_its_user_and_the_manager_flag_in_one_query(manager, member):
+    for user, is_manager in ((manager, True), (member, False)):
+        key = Token.objects.create(user=user).key
+        with CaptureQueriesContext(connection) as queries:
+            found, token = TokenAuthentication().authenticate_credentials(key)
+            assert selectors.is_portfolio_manager(found) is is_manager
+        assert len(queries) == 1
+        assert (found.pk, found.username, token.key, token.user_id) == (user.pk, user.username, key, user.pk)
+        assert token.created == Token.objects.get(key=key).created
+
+
+def test_unknown_and_inactive_tokens_are_refused_as_rest_framework_words_it(member):
+    key = Token.objects.create(user=member).key
+    with pytest.raises(AuthenticationFailed, match="Invalid token."):
+        TokenAuthentication().authenticate_credentials("0" * 40)
+    member.is_active = False
+    member.save()
+    with pytest.raises(AuthenticationFailed, match="User inactive or deleted."):
+        TokenAuthentication().authenticate_credentials(key)
+    answer = APIClient(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/teams/")
+    assert answer.status_code == 401 and answer["WWW-Authenticate"] == "Token"
