@@ -48,6 +48,22 @@ def test_subclasses_keep_their_own_fields():
     assert UseCaseSerializer().fields["external_id"].read_only is False
 
 
+def test_a_fields_per_request_state_stays_with_its_serializer(manager, member, other_team):
+    # The team field scopes by the request's user and remembers the teams it found: a
+    # manager's serializer finding another team must not let a member's use it.
+    class Request:
+        def __init__(self, user):
+            self.user = user
+
+    data = {"team": other_team.slug, "title": "Bot"}
+    assert UseCaseSerializer(data=data, context={"request": Request(manager)}).is_valid()
+    as_member = UseCaseSerializer(data=data, context={"request": Request(member)})
+    assert not as_member.is_valid() and "team" in as_member.errors
+    # A field holding other fields is copied deeply: its child is bound to this serializer's copy.
+    frameworks = UseCaseSerializer().fields["frameworks"]
+    assert frameworks.child.parent is frameworks
+
+
 def test_validation_and_output_are_unchanged_by_the_cache(team):
     for _ in range(2):  # The second time from the kept fields.
         serializer = UseCaseSerializer(data={"title": "", "horizon_months": 0})
