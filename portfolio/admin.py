@@ -63,8 +63,14 @@ class ProofOfConceptInline(admin.StackedInline):
     show_change_link = True
 
 
+def announce_deployment(deployment: Deployment, action: str) -> None:
+    webhooks.emit(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action=action)
+
+
 class RecomputeOnSaveMixin:
-    """Admin edits bypass the services' forms, so saving flags and queues a recompute."""
+    """Admin edits bypass the services, so saving does what they would: it flags and queues a
+    recompute, and sends the webhook events (in the admin's transaction, so a failed save
+    sends nothing)."""
 
     def use_case_id_of(self, obj):
         return obj.use_case_id
@@ -73,10 +79,27 @@ class RecomputeOnSaveMixin:
         super().save_related(request, form, formsets, change)
         services.request_recompute(use_case_ids=[self.use_case_id_of(form.instance)])
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is Deployment:  # Inline deployments: shown as they were before deletion.
+            for deleted in formset.deleted_forms:
+                if deleted.instance.pk is not None:
+                    announce_deployment(deleted.instance, "deleted")
+        super().save_formset(request, form, formset, change)
+        if formset.model is Deployment:
+            for deployment in formset.new_objects:
+                announce_deployment(deployment, "created")
+            for deployment, _fields in formset.changed_objects:
+                announce_deployment(deployment, "updated")
+
     def delete_model(self, request, obj):
         use_case_id = self.use_case_id_of(obj)
         super().delete_model(request, obj)
         services.request_recompute(use_case_ids=[use_case_id])
+
+    def delete_queryset(self, request, queryset):
+        use_case_ids = sorted({self.use_case_id_of(obj) for obj in queryset})
+        super().delete_queryset(request, queryset)
+        services.request_recompute(use_case_ids=use_case_ids)
 
 
 def checkboxes(choices) -> forms.MultipleChoiceField:
@@ -119,6 +142,16 @@ class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
     def use_case_id_of(self, obj):
         return obj.pk
 
+    def save_model(self, request, obj, form, change):
+        previous_stage = form.initial.get("stage") if change else None
+        super().save_model(request, obj, form, change)
+        if not change:
+            webhooks.emit(WebhookEvent.USE_CASE_CREATED, obj, obj.team_id)
+            return
+        webhooks.emit(WebhookEvent.USE_CASE_UPDATED, obj, obj.team_id)
+        if obj.stage != previous_stage:
+            webhooks.emit(WebhookEvent.USE_CASE_STAGE_CHANGED, obj, obj.team_id, previous_stage=previous_stage)
+
     @admin.action(description="Recompute cost and ROI")
     def recompute(self, request, queryset):
         services.request_recompute(use_case_ids=list(queryset.values_list("pk", flat=True)))
@@ -139,6 +172,19 @@ class DeploymentAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
     search_fields = ["name", "use_case__title", "model__key"]
     readonly_fields = ["monthly_cost", "computed_at"]
     autocomplete_fields = ["use_case", "model"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        announce_deployment(obj, "updated" if change else "created")
+
+    def delete_model(self, request, obj):
+        announce_deployment(obj, "deleted")  # Shown as it was, before the row goes.
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for deployment in queryset.select_related("use_case"):
+            announce_deployment(deployment, "deleted")
+        super().delete_queryset(request, queryset)
 
 
 @admin.register(ProofOfConcept)

@@ -11,8 +11,13 @@ from portfolio import services, webhooks
 
 logger = logging.getLogger(__name__)
 
-# Transient database errors are retried with backoff; everything else fails loudly.
-RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5, "acks_late": True}
+# Transient database errors are retried with backoff; everything else fails loudly. The
+# backoff (1, 2, 4, then 8 s, each with random jitter) stays under half the broker's
+# visibility timeout, so a waiting retry is never handed out twice, and ten retries ride
+# out a database restart of half a minute or more; a longer outage leaves the flags to
+# the sweep.
+RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "retry_backoff_max": 8, "max_retries": 10,
+         "acks_late": True}
 
 
 @shared_task(**RETRY)
@@ -49,8 +54,7 @@ def nightly_portfolio() -> int:
 
 # One attempt per run: retries are scheduled by the delivery itself, with its own backoff.
 # Hard-limited well below the claim an attempt holds, so a stuck one is swept, not doubled.
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90, autoretry_for=(OperationalError,),
-             retry_backoff=True, max_retries=5)
+@shared_task(**{**RETRY, "soft_time_limit": 60, "time_limit": 90})
 def deliver_webhook(delivery_id: int) -> str | None:
     # A delivered, abandoned or missing delivery is left alone, so running twice sends once.
     delivery = webhooks.deliver(delivery_id=delivery_id)

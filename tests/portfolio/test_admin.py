@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from portfolio import governance, services
+from portfolio import governance, services, webhooks
 from portfolio.models import (
     ChecklistTemplate,
     CostSnapshot,
@@ -11,6 +11,7 @@ from portfolio.models import (
     Team,
     UseCase,
     WebhookDelivery,
+    WebhookEvent,
     WebhookSubscription,
 )
 from tests.factories import (
@@ -176,3 +177,64 @@ def test_the_admin_redelivers_an_abandoned_event(admin_client, django_capture_on
     copy = WebhookDelivery.objects.exclude(pk=abandoned.pk).get()
     assert (copy.status, copy.event_id) == (WebhookDelivery.Status.PENDING, abandoned.event_id)
     assert len(callbacks) == 1
+
+
+# --- Webhook events from admin edits ---------------------------------------------------------
+
+
+@pytest.fixture
+def hook(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    return webhooks.create_subscription(owner=UserFactory(username="integrator"), target_url="https://127.0.0.1:9/hook",
+                                        events=[event.value for event in WebhookEvent])
+
+
+def events(*types):
+    return [(delivery.event_type, delivery.payload) for delivery in
+            WebhookDelivery.objects.filter(event_type__in=types).order_by("pk")]
+
+
+def test_admin_edits_of_a_use_case_send_the_events_the_api_would(admin_client, hook, team):
+    answer = admin_client.post(reverse("admin:portfolio_usecase_add"),
+                               use_case_form(UseCase(team=team, title="FAQ bot", stage="idea", risk_tier="minimal")))
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    use_case = UseCase.objects.get(title="FAQ bot")
+    [(kind, payload)] = events("use_case.created")
+    assert payload["data"]["id"] == use_case.pk and payload["data"]["team"] == team.slug
+
+    changed = admin_client.post(reverse("admin:portfolio_usecase_change", args=[use_case.pk]),
+                                use_case_form(use_case, title="FAQ assistant", stage="poc"))
+    assert changed.status_code == 302
+    [(_, updated)] = events("use_case.updated")
+    assert updated["data"]["title"] == "FAQ assistant"
+    [(_, moved)] = events("use_case.stage_changed")
+    assert (moved["previous_stage"], moved["data"]["stage"]) == ("idea", "poc")
+
+
+def test_a_refused_admin_save_sends_nothing(admin_client, hook, team):
+    use_case = UseCaseFactory(team=team, risk_tier="minimal")
+    refused = admin_client.post(reverse("admin:portfolio_usecase_change", args=[use_case.pk]),
+                                use_case_form(use_case, stage="production"))
+    assert refused.status_code == 200
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_admin_deployment_changes_send_events_and_flag_the_use_case(admin_client, hook, records):
+    deployment = records[Deployment]
+    url = reverse("admin:portfolio_deployment_change", args=[deployment.pk])
+    form = admin_client.get(url).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None}
+    data.update(use_case=deployment.use_case_id, model=deployment.model_id, requests_per_month=2000)
+    for name in ("self_hosting_profile", "gpu_type"):
+        data.setdefault(name, "")
+    assert admin_client.post(url, data).status_code == 302
+    [(_, updated)] = events("deployment.changed")
+    assert (updated["action"], updated["data"]["requests_per_month"]) == ("updated", 2000)
+
+    UseCase.objects.filter(pk=deployment.use_case_id).update(needs_recompute=False)
+    deleted = admin_client.post(reverse("admin:portfolio_deployment_changelist"), {
+        "action": "delete_selected", "_selected_action": [deployment.pk], "post": "yes"})
+    assert deleted.status_code == 302 and not Deployment.objects.filter(pk=deployment.pk).exists()
+    (_, gone) = events("deployment.changed")[-1]
+    assert (gone["action"], gone["data"]["id"]) == ("deleted", deployment.pk)
+    assert UseCase.objects.get(pk=deployment.use_case_id).needs_recompute
