@@ -1,5 +1,10 @@
 import polib
+import pytest
 from django.core.management import call_command
+from django.utils import translation
+from rest_framework.test import APIClient
+
+from portfolio.models import WebhookEvent
 
 
 def test_japanese_catalogue_is_complete_and_compiles_without_gettext(tmp_path, settings):
@@ -15,3 +20,15 @@ def test_japanese_catalogue_is_complete_and_compiles_without_gettext(tmp_path, s
     call_command("compile_translations", verbosity=0)
     compiled = polib.mofile(str(copy / "django.mo"))
     assert compiled.find("Log out").msgstr == "ログアウト"
+
+
+@pytest.mark.django_db
+def test_webhook_and_outage_messages_read_in_japanese(manager):
+    with translation.override("ja"):
+        assert str(WebhookEvent.USE_CASE_CREATED.label) == "ユースケース作成"
+    client = APIClient(HTTP_ACCEPT_LANGUAGE="ja")
+    client.force_authenticate(manager)
+    answer = client.post("/api/v1/webhooks/", {"target_url": "ftp://example.com/hook", "events": ["use_case.created"]},
+                         format="json")
+    assert answer.status_code == 400
+    assert answer.json()["target_url"] == ["送信先は http と https のみ使えます。"]
