@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.cache import cache
+from django.utils import translation
 
 from pricing.models import LanguageModel
 from tests.factories import MembershipFactory, TeamFactory, UserFactory, make_manager
@@ -32,6 +33,15 @@ def pytest_terminal_summary(terminalreporter):
 def fresh_throttles():
     # API throttles count in the cache: each test starts with a full allowance.
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def default_language(settings):
+    # A request in another language leaves it active in the thread (LocaleMiddleware
+    # activates a language per request and leaves it): each test starts in the default.
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture
