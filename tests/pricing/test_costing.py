@@ -572,9 +572,17 @@ def test_npv_falls_as_the_discount_rate_rises_when_every_month_earns(
 
 @PROPERTY_SETTINGS
 @given(owned=hardware, rental=rentals, fixed=amounts)
+@example(  # Once found: 13.91 / 11 summed in two orders differs in the 28th significant digit.
+    owned=OwnedHardware(capex=Decimal("13.91"), amortisation_months=11, power_monthly_cost=Decimal("98.74"),
+                        operations_monthly_cost=Decimal("900.00")),
+    rental=GpuRental(gpu_count=1, gpu_hourly_cost=Decimal("0"), hours_per_month=Decimal("0")),
+    fixed=Decimal("0"),
+)
 def test_self_hosted_costs_add_up(owned: OwnedHardware, rental: GpuRental, fixed: Decimal) -> None:
     running = owned.power_monthly_cost + owned.operations_monthly_cost
-    assert running <= owned.monthly_cost() <= running + owned.capex / owned.amortisation_months
+    most = running + owned.capex / owned.amortisation_months
+    # Summed in another order than monthly_cost() does: the 28th significant digit may differ.
+    assert running <= owned.monthly_cost() <= most + most * TOLERANCE
     assert rental.monthly_cost() == rental.hourly_cost() * rental.hours_per_month
     assert monthly_self_hosted_cost(rental, fixed=fixed) == rental.monthly_cost() + fixed
 
