@@ -22,7 +22,32 @@ def measured():
     return MEASURED.append
 
 
+# Tests that need services the SQLite default does not have, left out (and counted) there.
+LEFT_OUT: list[str] = []
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    with_broker = on_postgres and bool(settings.CELERY_BROKER_URL)
+    kept, left_out = [], []
+    for item in items:
+        needs_postgres = item.get_closest_marker("postgres") is not None
+        needs_worker = item.get_closest_marker("worker") is not None
+        (left_out if (needs_postgres and not on_postgres) or (needs_worker and not with_broker) else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+        LEFT_OUT.append(
+            f"{len(left_out)} tests need PostgreSQL (and, for a real Celery worker, Redis): run them with "
+            "DATABASE_URL=postgres://… CELERY_BROKER_URL=redis://… make test"
+        )
+
+
 def pytest_terminal_summary(terminalreporter):
+    for line in LEFT_OUT:
+        terminalreporter.write_line(line)
     if MEASURED:
         terminalreporter.section("measured figures")
         for line in MEASURED:
