@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import ISO_8601, api_settings
 
+from portfolio import selectors
 from portfolio.governance import GateRefused
 from portfolio.models import MANAGERS_GROUP
 from pricing.selectors import MissingRate
@@ -66,13 +67,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
     def _sql() -> str:
         q = connection.ops.quote_name
         user, token = get_user_model()._meta, Token._meta
-        memberships = user.get_field("groups").remote_field.through._meta
-        group = user.get_field("groups").related_model._meta
-        return (
-            f"SELECT u.*, EXISTS(SELECT 1 FROM {q(memberships.db_table)} m JOIN {q(group.db_table)} g "
-            f"ON g.{q(group.pk.column)} = m.{q(memberships.get_field('group').column)} "
-            f"WHERE m.{q(memberships.get_field('user').column)} = u.{q(user.pk.column)} AND g.name = %s) "
-            f"AS is_manager FROM {q(user.db_table)} u JOIN {q(token.db_table)} t "
+        is_manager = selectors.manager_check_sql(f"u.{q(user.pk.column)}")
+        # Identifiers come from the models' metadata; values are bound.
+        return (  # nosec B608
+            f"SELECT u.*, {is_manager} AS is_manager FROM {q(user.db_table)} u JOIN {q(token.db_table)} t "
             f"ON t.{q(token.get_field('user').column)} = u.{q(user.pk.column)} WHERE t.{q(token.pk.column)} = %s"
         )
 
