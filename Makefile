@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV := DJANGO_DEBUG=1
 
-.PHONY: run test test-fast migrate demo worker beat clean assets messages chromium audit
+.PHONY: run test test-fast migrate demo worker beat clean assets messages chromium audit lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ run: $(VENV)/.installed assets messages
 ## test: install and run the whole suite (SQLite by default; DATABASE_URL and CELERY_BROKER_URL switch it)
 test: $(VENV)/.installed assets messages chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff lint and format check, and no binary or generated file tracked by git
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	bash .ci/no-binaries
 
 ## audit: bandit on our code (fails on high severity) and pip-audit on requirements.txt (fails on a known vulnerability)
 audit: $(VENV)/.installed

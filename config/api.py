@@ -1,4 +1,5 @@
 """REST framework glue shared by every API view."""
+
 import datetime
 import functools
 import hashlib
@@ -10,9 +11,9 @@ from typing import Any
 import django_filters
 import django_filters.rest_framework
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import QueryDict
@@ -191,7 +192,8 @@ def refresh_keeping_relations(instance) -> None:
     Django forgets them on refresh, and showing the record would read each one again.
     """
     loaded = [
-        (field, field.get_cached_value(instance)) for field in instance._meta.concrete_fields
+        (field, field.get_cached_value(instance))
+        for field in instance._meta.concrete_fields
         if field.is_relation and field.is_cached(instance)
     ]
     instance.refresh_from_db()
@@ -405,9 +407,12 @@ class ValuesRepresentation:
                     return None
                 column = source
                 datetimes.append((len(names), field))
-            elif isinstance(field, serializers.ListField) and isinstance(field.child, _PLAIN_FIELDS):
-                column = source
-            elif isinstance(field, _PLAIN_FIELDS) and not isinstance(field, serializers.MultipleChoiceField):
+            elif (
+                isinstance(field, serializers.ListField)
+                and isinstance(field.child, _PLAIN_FIELDS)
+                or isinstance(field, _PLAIN_FIELDS)
+                and not isinstance(field, serializers.MultipleChoiceField)
+            ):
                 column = source
             else:
                 return None
@@ -440,7 +445,7 @@ class ValuesRepresentation:
                     continue
                 value = value.astimezone(zone).isoformat()
                 values[position] = value[:-6] + "Z" if value.endswith("+00:00") else value
-            represented.append(dict(zip(self.names, values)))
+            represented.append(dict(zip(self.names, values, strict=True)))
         return represented
 
 

@@ -1,4 +1,5 @@
 """Answers given before, or instead of, a view's: bad URLs, an unreachable database, a lockout."""
+
 import logging
 import math
 
@@ -52,9 +53,7 @@ class DatabaseUnavailableMiddleware:
             return None
         logger.warning("Database unavailable for %s %s: %s", request.method, request.path, exception)
         if wants_json(request):
-            response = JsonResponse(
-                {"detail": "The database is unavailable; retry in a few seconds."}, status=503
-            )
+            response = JsonResponse({"detail": "The database is unavailable; retry in a few seconds."}, status=503)
         else:
             response = HttpResponse(render_to_string("503.html"), status=503)
         response["Retry-After"] = str(DATABASE_RETRY_AFTER)
@@ -77,7 +76,9 @@ def lockout_response(request, original_response=None, credentials=None):
     if wants_json(request):
         response = JsonResponse({"detail": detail}, status=429)
     else:
-        response = HttpResponse(render_to_string("registration/locked_out.html", {"minutes": math.ceil(seconds / 60)},
-                                                 request=request), status=429)
+        response = HttpResponse(
+            render_to_string("registration/locked_out.html", {"minutes": math.ceil(seconds / 60)}, request=request),
+            status=429,
+        )
     response["Retry-After"] = str(seconds)
     return response

@@ -1,5 +1,6 @@
 """The OpenAPI schema class (its own module: drf-spectacular's imports the REST framework settings,
 which import ``config.api``)."""
+
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
 
@@ -14,8 +15,11 @@ class AutoSchema(SpectacularAutoSchema):
 
     def get_request_serializer(self):
         serializer = super().get_request_serializer()
-        if self.method not in ("PUT", "PATCH") or not isinstance(serializer, serializers.ModelSerializer) \
-                or serializer.instance is not None:
+        if (
+            self.method not in ("PUT", "PATCH")
+            or not isinstance(serializer, serializers.ModelSerializer)
+            or serializer.instance is not None
+        ):
             return serializer
         bound = type(serializer)(serializer.Meta.model(), context=serializer.context)
         if _read_only(bound) == _read_only(serializer):

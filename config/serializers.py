@@ -1,4 +1,5 @@
 """The base every model serializer of the API derives from."""
+
 import copy
 
 from rest_framework import serializers

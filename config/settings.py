@@ -4,6 +4,7 @@ Every value comes from the environment (django-environ); see the README for the 
 list. The defaults give the quick start: SQLite in the project folder and Celery tasks
 run eagerly in-process, with no broker.
 """
+
 import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,8 +20,10 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # Production secrets have no default: without DEBUG the key must be given.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY") if not DEBUG else env.str(
-    "DJANGO_SECRET_KEY", default="django-insecure-development-only-key"
+SECRET_KEY = (
+    env.str("DJANGO_SECRET_KEY")
+    if not DEBUG
+    else env.str("DJANGO_SECRET_KEY", default="django-insecure-development-only-key")
 )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -4,13 +4,14 @@ Beyond a fast password hasher and in-memory mail, tests run over plain HTTP and
 without the collected static manifest that production builds with ``collectstatic``;
 on SQLite the test database is a file, so concurrent connections queue for the lock.
 """
+
 import os
 import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
-from config.settings import *  # noqa: E402,F403
+from config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -21,8 +21,17 @@ from portfolio.models import (
     WebhookSubscription,
 )
 
-COMPUTED_USE_CASE_FIELDS = ["monthly_cost", "monthly_benefit", "roi_pct", "npv", "payback_months",
-                            "governance_status", "computed_at", "needs_recompute", "version"]
+COMPUTED_USE_CASE_FIELDS = [
+    "monthly_cost",
+    "monthly_benefit",
+    "roi_pct",
+    "npv",
+    "payback_months",
+    "governance_status",
+    "computed_at",
+    "needs_recompute",
+    "version",
+]
 
 
 class MembershipInline(admin.TabularInline):
@@ -108,8 +117,9 @@ def checkboxes(choices) -> forms.MultipleChoiceField:
 
 
 class UseCaseAdminForm(forms.ModelForm):
-    frameworks = checkboxes([(value, label) for value, label in GovernanceFramework.choices
-                             if value in SELECTABLE_FRAMEWORKS])
+    frameworks = checkboxes(
+        [(value, label) for value, label in GovernanceFramework.choices if value in SELECTABLE_FRAMEWORKS]
+    )
 
     class Meta:
         model = UseCase
@@ -128,10 +138,28 @@ class UseCaseAdminForm(forms.ModelForm):
 @admin.register(UseCase)
 class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
     form = UseCaseAdminForm
-    list_display = ["title", "team", "stage", "category", "risk_tier", "currency", "monthly_cost", "roi_pct",
-                    "governance_status", "needs_recompute"]
-    list_filter = ["stage", "team", "category", "risk_tier", "data_classification", "governance_status",
-                   "needs_recompute", "currency"]
+    list_display = [
+        "title",
+        "team",
+        "stage",
+        "category",
+        "risk_tier",
+        "currency",
+        "monthly_cost",
+        "roi_pct",
+        "governance_status",
+        "needs_recompute",
+    ]
+    list_filter = [
+        "stage",
+        "team",
+        "category",
+        "risk_tier",
+        "data_classification",
+        "governance_status",
+        "needs_recompute",
+        "currency",
+    ]
     list_select_related = ["team"]
     search_fields = ["title", "description", "external_id"]
     readonly_fields = COMPUTED_USE_CASE_FIELDS + ["created_at", "updated_at"]
@@ -159,14 +187,25 @@ class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
     @admin.action(description=_("Evaluate governance checklists"))
     def evaluate_governance(self, request, queryset):
         result = governance.evaluate_checklists(use_case_ids=queryset.values_list("pk", flat=True))
-        self.message_user(request, _("%(count)s use cases evaluated; %(changed)s changed governance status.")
-                          % {"count": result.use_cases, "changed": len(result.changed)})
+        self.message_user(
+            request,
+            _("%(count)s use cases evaluated; %(changed)s changed governance status.")
+            % {"count": result.use_cases, "changed": len(result.changed)},
+        )
 
 
 @admin.register(Deployment)
 class DeploymentAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
-    list_display = ["__str__", "use_case", "model", "hosting", "environment", "status", "requests_per_month",
-                    "monthly_cost"]
+    list_display = [
+        "__str__",
+        "use_case",
+        "model",
+        "hosting",
+        "environment",
+        "status",
+        "requests_per_month",
+        "monthly_cost",
+    ]
     list_filter = ["hosting", "environment", "status", "model"]
     list_select_related = ["use_case", "model"]
     search_fields = ["name", "use_case__title", "model__key"]
@@ -198,8 +237,17 @@ class ProofOfConceptAdmin(SimpleHistoryAdmin):
 
 @admin.register(CostSnapshot)
 class CostSnapshotAdmin(admin.ModelAdmin):
-    list_display = ["use_case", "created_at", "priced_on", "currency", "previous_monthly_cost", "monthly_cost",
-                    "roi_pct", "npv", "reason"]
+    list_display = [
+        "use_case",
+        "created_at",
+        "priced_on",
+        "currency",
+        "previous_monthly_cost",
+        "monthly_cost",
+        "roi_pct",
+        "npv",
+        "reason",
+    ]
     list_filter = ["currency", "priced_on"]
     list_select_related = ["use_case"]
     search_fields = ["use_case__title", "reason"]
@@ -233,24 +281,53 @@ class ChecklistTemplateAdmin(SimpleHistoryAdmin):
     fieldsets = [
         (None, {"fields": ["code", "framework", "category", "title", "guidance", "reference", "position"]}),
         (_("Decision"), {"fields": ["kind", "rule", "required", "active"]}),
-        (_("Applies to (none ticked: any)"), {"fields": ["applies_to_risk_tiers", "applies_to_data_classifications",
-                                                          "applies_to_hosting", "applies_to_ai_roles"]}),
+        (
+            _("Applies to (none ticked: any)"),
+            {
+                "fields": [
+                    "applies_to_risk_tiers",
+                    "applies_to_data_classifications",
+                    "applies_to_hosting",
+                    "applies_to_ai_roles",
+                ]
+            },
+        ),
     ]
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        self.message_user(request, _("Checklists follow this template at their next evaluation (nightly, or the "
-                                     "use case admin's “Evaluate governance checklists” action)."))
+        self.message_user(
+            request,
+            _(
+                "Checklists follow this template at their next evaluation (nightly, or the "
+                "use case admin's “Evaluate governance checklists” action)."
+            ),
+        )
 
 
 @admin.register(ChecklistItem)
 class ChecklistItemAdmin(SimpleHistoryAdmin):
     """Read-only: evidence and waivers go through the API, which checks who may record or waive."""
 
-    list_display = ["template", "use_case", "category", "status", "required", "recorded_by", "waived_by",
-                    "waiver_expires_on", "updated_at"]
-    list_filter = ["status", "required", "template__category", "template__framework", "template__kind",
-                   "use_case__team"]
+    list_display = [
+        "template",
+        "use_case",
+        "category",
+        "status",
+        "required",
+        "recorded_by",
+        "waived_by",
+        "waiver_expires_on",
+        "updated_at",
+    ]
+    list_filter = [
+        "status",
+        "required",
+        "template__category",
+        "template__framework",
+        "template__kind",
+        "use_case__team",
+    ]
     list_select_related = ["template", "use_case", "recorded_by", "waived_by"]
     search_fields = ["template__code", "template__title", "use_case__title", "waiver_reason"]
     date_hierarchy = "updated_at"
@@ -278,8 +355,12 @@ class ChecklistItemAdmin(SimpleHistoryAdmin):
 
 
 class WebhookSubscriptionForm(forms.ModelForm):
-    target_url = forms.URLField(label=_("target URL"), max_length=500, assume_scheme="https",
-                                help_text=_("A public http(s) address that receives the events by POST."))
+    target_url = forms.URLField(
+        label=_("target URL"),
+        max_length=500,
+        assume_scheme="https",
+        help_text=_("A public http(s) address that receives the events by POST."),
+    )
     events = checkboxes(WebhookEvent.choices)
 
     class Meta:
@@ -314,16 +395,27 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             return
         obj.owner, obj.secret = request.user, webhooks.new_secret()
         super().save_model(request, obj, form, change)
-        self.message_user(request, _("The signing secret is %(secret)s. Copy it now: it is not shown again.")
-                          % {"secret": obj.secret}, messages.WARNING)
+        self.message_user(
+            request,
+            _("The signing secret is %(secret)s. Copy it now: it is not shown again.") % {"secret": obj.secret},
+            messages.WARNING,
+        )
 
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     """The delivery log, read-only; "Redeliver" sends a delivered or abandoned event again."""
 
-    list_display = ["event_type", "subscription", "status", "attempts", "last_status_code", "created_at",
-                    "next_attempt_at", "delivered_at"]
+    list_display = [
+        "event_type",
+        "subscription",
+        "status",
+        "attempts",
+        "last_status_code",
+        "created_at",
+        "next_attempt_at",
+        "delivered_at",
+    ]
     list_filter = ["status", "event_type", "subscription"]
     list_select_related = ["subscription__team"]
     search_fields = ["event_id", "last_error", "subscription__target_url"]

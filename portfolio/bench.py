@@ -12,8 +12,10 @@ Speed targets apply from ``SPEED_TARGETS_FROM`` use cases up; below that, as in 
 test, the figures are printed for information. Correctness checks (the recompute agrees
 with the floor to the cent on PostgreSQL, constant queries per list page) always apply.
 """
+
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import gc
@@ -146,16 +148,20 @@ class Report:
     def table(self) -> str:
         rows = [("figure", "ours", "floor", "ratio", "target", "result")]
         for figure in self.figures:
-            rows.append((
-                figure.name,
-                _fmt(figure.ours, figure.unit),
-                _fmt(figure.floor, figure.unit),
-                "" if figure.ratio is None else f"{figure.ratio:.2f}×",
-                figure.target,
-                figure.result,
-            ))
+            rows.append(
+                (
+                    figure.name,
+                    _fmt(figure.ours, figure.unit),
+                    _fmt(figure.floor, figure.unit),
+                    "" if figure.ratio is None else f"{figure.ratio:.2f}×",
+                    figure.target,
+                    figure.result,
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+        lines = [
+            " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
         lines.insert(1, "-|-".join("-" * width for width in widths))
         return "\n".join(lines)
 
@@ -280,17 +286,31 @@ def prepare_catalogue() -> Catalogue:
     models_by_key = {model.key: model for model in LanguageModel.objects.all()}
     start = datetime.date(2025, 1, 1)
     for team_id in teams[:5]:
-        Price.objects.create(model=models_by_key["openai/gpt-4o"], team_id=team_id, input_per_million=Decimal("2.00"),
-                             output_per_million=Decimal("8.00"), cached_input_per_million=Decimal("1.00"),
-                             currency="USD", effective_from=start, source=Price.Source.CONTRACT)
+        Price.objects.create(
+            model=models_by_key["openai/gpt-4o"],
+            team_id=team_id,
+            input_per_million=Decimal("2.00"),
+            output_per_million=Decimal("8.00"),
+            cached_input_per_million=Decimal("1.00"),
+            currency="USD",
+            effective_from=start,
+            source=Price.Source.CONTRACT,
+        )
     for team_id in teams[5:8]:
-        Price.objects.create(model=models_by_key["anthropic/claude-sonnet-4.5"], team_id=team_id,
-                             input_per_million=Decimal("400"), output_per_million=Decimal("2000"),
-                             cached_input_per_million=Decimal("40"), currency="JPY", effective_from=start,
-                             source=Price.Source.CONTRACT)
+        Price.objects.create(
+            model=models_by_key["anthropic/claude-sonnet-4.5"],
+            team_id=team_id,
+            input_per_million=Decimal("400"),
+            output_per_million=Decimal("2000"),
+            cached_input_per_million=Decimal("40"),
+            currency="JPY",
+            effective_from=start,
+            source=Price.Source.CONTRACT,
+        )
     any_model = next(iter(models_by_key.values()))
-    unpriced = LanguageModel.objects.create(key=UNPRICED_MODEL, provider_id=any_model.provider_id,
-                                            display_name="Unpriced bench model")
+    unpriced = LanguageModel.objects.create(
+        key=UNPRICED_MODEL, provider_id=any_model.provider_id, display_name="Unpriced bench model"
+    )
     priced = set(Price.objects.filter(team__isnull=True).values_list("model_id", flat=True))
     hot = models_by_key[HOT_MODEL].pk
     api_models = sorted(pk for pk in priced if pk != hot)
@@ -337,12 +357,15 @@ def _use_case_row(rng: random.Random, pk: int, catalogue: Catalogue, now: dateti
     }
 
 
-def _deployment_row(rng: random.Random, pk: int, use_case: dict[str, Any], catalogue: Catalogue,
-                    now: datetime.datetime) -> dict[str, Any]:
+def _deployment_row(
+    rng: random.Random, pk: int, use_case: dict[str, Any], catalogue: Catalogue, now: datetime.datetime
+) -> dict[str, Any]:
     draw = rng.random()
     model = (
-        catalogue.hot_model if draw < HOT_SHARE
-        else catalogue.unpriced_model if draw < HOT_SHARE + 0.005
+        catalogue.hot_model
+        if draw < HOT_SHARE
+        else catalogue.unpriced_model
+        if draw < HOT_SHARE + 0.005
         else rng.choice(catalogue.api_models)
     )
     status = rng.choices(Deployment.Status.values, weights=(10, 85, 5))[0]  # planned, active, stopped
@@ -360,8 +383,14 @@ def _deployment_row(rng: random.Random, pk: int, use_case: dict[str, Any], catal
         "updated_at": now,
     }
     if model in catalogue.open_models and rng.random() < 0.15:
-        row.update(hosting=Deployment.Hosting.SELF_HOSTED, requests_per_month=0, avg_input_tokens=0,
-                   avg_output_tokens=0, cached_input_ratio=Decimal(0), gpu_count=rng.randint(1, 8))
+        row.update(
+            hosting=Deployment.Hosting.SELF_HOSTED,
+            requests_per_month=0,
+            avg_input_tokens=0,
+            avg_output_tokens=0,
+            cached_input_ratio=Decimal(0),
+            gpu_count=rng.randint(1, 8),
+        )
         kind = rng.random()
         if kind < 0.4:  # Own price per GPU-hour, in the use case's currency.
             scale = 150 if use_case["currency"] == "JPY" else 1
@@ -388,8 +417,15 @@ def _insert(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
             copy.write_row([row[f.attname] if f.attname in row else defaults[f.attname] for f in fields])
 
 
-def generate(*, first: int, last: int, deployments_per_use_case: int, catalogue: Catalogue,
-             rng: random.Random, batch: int = 10_000) -> int:
+def generate(
+    *,
+    first: int,
+    last: int,
+    deployments_per_use_case: int,
+    catalogue: Catalogue,
+    rng: random.Random,
+    batch: int = 10_000,
+) -> int:
     """Add use cases ``first``..``last`` (their ids) with their deployments; returns deployments added."""
     now = timezone.now()
     added = 0
@@ -424,8 +460,15 @@ def vacuum() -> None:
 def forget_figures() -> None:
     """Back to never computed: every figure changes on the next recompute (worst case, a snapshot each)."""
     Deployment.objects.update(monthly_cost=None, computed_at=None)
-    UseCase.objects.update(monthly_cost=None, monthly_benefit=None, roi_pct=None, npv=None, payback_months=None,
-                           computed_at=None, needs_recompute=True)
+    UseCase.objects.update(
+        monthly_cost=None,
+        monthly_benefit=None,
+        roi_pct=None,
+        npv=None,
+        payback_months=None,
+        computed_at=None,
+        needs_recompute=True,
+    )
     CostSnapshot.objects.all().delete()
     vacuum()
 
@@ -459,23 +502,25 @@ def _floor_inputs(book: PriceBook) -> tuple[list[str], list[Any]]:
         (model_id, team_id, p.token_price.input, p.token_price.output, p.token_price.cached_input, p.currency)
         for (model_id, team_id), p in book.prices.items()
     ]
-    currencies = sorted({"USD", "JPY", *UseCase.objects.values_list("currency", flat=True).distinct(),
-                         *(row[5] for row in prices)})
+    currencies = sorted(
+        {"USD", "JPY", *UseCase.objects.values_list("currency", flat=True).distinct(), *(row[5] for row in prices)}
+    )
     rates = []
     for source in currencies:
         for target in currencies:
-            try:
+            with contextlib.suppress(MissingRate):
                 rates.append((source, target, book.rate(source, target).rate))
-            except MissingRate:
-                pass
     gpus = [(gpu_type, rate.hourly_cost, rate.currency) for gpu_type, rate in book.gpu_rates.items()]
     profiles = []
     for profile in SelfHostingProfile.objects.all():
         if profile.capex is not None:
             cost = costing.OwnedHardware(
-                capex=profile.capex, amortisation_months=profile.amortisation_months,
-                salvage_ratio=profile.salvage_ratio, power_monthly_cost=profile.power_monthly_cost,
-                operations_monthly_cost=profile.operations_monthly_cost, hours_per_month=profile.hours_per_month,
+                capex=profile.capex,
+                amortisation_months=profile.amortisation_months,
+                salvage_ratio=profile.salvage_ratio,
+                power_monthly_cost=profile.power_monthly_cost,
+                operations_monthly_cost=profile.operations_monthly_cost,
+                hours_per_month=profile.hours_per_month,
             ).monthly_cost()
             currency = profile.currency
         else:
@@ -483,16 +528,32 @@ def _floor_inputs(book: PriceBook) -> tuple[list[str], list[Any]]:
             if hourly is None:
                 rate = book.gpu_rate(profile.gpu_type)
                 hourly, currency = (None, currency) if rate is None else (rate.hourly_cost, rate.currency)
-            cost = None if hourly is None else costing.GpuRental(
-                gpu_count=profile.gpu_count, gpu_hourly_cost=hourly, hours_per_month=profile.hours_per_month,
-            ).monthly_cost()
+            cost = (
+                None
+                if hourly is None
+                else costing.GpuRental(
+                    gpu_count=profile.gpu_count,
+                    gpu_hourly_cost=hourly,
+                    hours_per_month=profile.hours_per_month,
+                ).monthly_cost()
+            )
         profiles.append((profile.pk, cost, currency))
     annual_rate = settings.ANNUAL_DISCOUNT_RATE
     factors = [(h, costing.annuity_factor(annual_rate, h)) for h in range(1, 601)]
     ctes, params = [], []
     for name, columns, rows in (
-        ("prices", [("model_id", "bigint"), ("team_id", "bigint"), ("input", "numeric"), ("output", "numeric"),
-                    ("cached", "numeric"), ("currency", "varchar(3)")], prices),
+        (
+            "prices",
+            [
+                ("model_id", "bigint"),
+                ("team_id", "bigint"),
+                ("input", "numeric"),
+                ("output", "numeric"),
+                ("cached", "numeric"),
+                ("currency", "varchar(3)"),
+            ],
+            prices,
+        ),
         ("rates", [("source", "varchar(3)"), ("target", "varchar(3)"), ("rate", "numeric")], rates),
         ("gpus", [("gpu_type", "varchar(64)"), ("hourly", "numeric"), ("currency", "varchar(3)")], gpus),
         ("profiles", [("id", "bigint"), ("cost", "numeric"), ("currency", "varchar(3)")], profiles),
@@ -578,7 +639,8 @@ def floor_recompute() -> None:
         cursor.execute(f"CREATE TEMP TABLE bench_floor_costs AS WITH {', '.join(ctes)} {costs_sql}", params)
         cursor.execute(
             f"UPDATE {names['deployment']} AS d SET monthly_cost = round(c.cost, c.places), computed_at = %s "
-            f"FROM bench_floor_costs c WHERE d.id = c.id", [now],
+            f"FROM bench_floor_costs c WHERE d.id = c.id",
+            [now],
         )
         cursor.execute(
             f"WITH {', '.join(ctes)}, {figures_sql.format(costs='bench_floor_costs')}"
@@ -608,6 +670,7 @@ def _differs(left: str, right: str) -> str:
 
 def figures_differing(*, tolerance: Decimal = Decimal(0)) -> int:
     """Use cases and deployments whose stored figures differ from the remembered ones."""
+
     def differs(column: str, alias: str = "e") -> str:
         if tolerance:
             return f"(abs(x.{column} - {alias}.{column}) > {tolerance} OR (x.{column} IS NULL) <> ({alias}.{column} IS NULL))"
@@ -644,9 +707,15 @@ def save_per_row(use_case_ids: Sequence[int]) -> None:
                 deployment.save()
             new_fields = figures.as_fields()
             if use_case.computed_at is None or any(getattr(use_case, k) != v for k, v in new_fields.items()):
-                CostSnapshot.objects.create(use_case=use_case, priced_on=book.on, reason="bench: save() per row",
-                                            currency=use_case.currency, previous_monthly_cost=use_case.monthly_cost,
-                                            breakdown=figures.breakdown, **new_fields)
+                CostSnapshot.objects.create(
+                    use_case=use_case,
+                    priced_on=book.on,
+                    reason="bench: save() per row",
+                    currency=use_case.currency,
+                    previous_monthly_cost=use_case.monthly_cost,
+                    breakdown=figures.breakdown,
+                    **new_fields,
+                )
             for name, value in new_fields.items():
                 setattr(use_case, name, value)
             use_case.computed_at = now
@@ -669,10 +738,8 @@ def _status_kb(name: str) -> int | None:
 
 def _reset_peak_rss() -> None:
     """Make the peak RSS (VmHWM) the current RSS, so the next peak is this code's own."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def recompute_rss_probe() -> dict[str, Any]:
@@ -698,7 +765,10 @@ def measure_recompute_rss(settings_dict: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "DATABASE_URL": database_url(settings_dict), "PYTHONUNBUFFERED": "1"}
     completed = subprocess.run(
         [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench", "--recompute-rss-probe"],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"The memory probe failed:\n{completed.stderr[-4000:]}")
@@ -747,9 +817,14 @@ _SUMMARY_FLOOR = [
 
 def summary_floor() -> None:
     """The summary's figures (money by team, stage and model; compliance counts) in bare GROUP BYs."""
-    names = {"use_case": UseCase._meta.db_table, "team": Team._meta.db_table,
-             "deployment": Deployment._meta.db_table, "model": LanguageModel._meta.db_table,
-             "item": ChecklistItem._meta.db_table, "template": ChecklistTemplate._meta.db_table}
+    names = {
+        "use_case": UseCase._meta.db_table,
+        "team": Team._meta.db_table,
+        "deployment": Deployment._meta.db_table,
+        "model": LanguageModel._meta.db_table,
+        "item": ChecklistItem._meta.db_table,
+        "template": ChecklistTemplate._meta.db_table,
+    }
     with connection.cursor() as cursor:
         for sql in _SUMMARY_FLOOR:
             cursor.execute(sql.format(**names))
@@ -765,19 +840,21 @@ def list_floor(size: int) -> list[dict[str, Any]]:
 def _bulk_rows(rng: random.Random, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     rows = []
     for slug, external_id in keys:
-        rows.append({
-            "team": slug,
-            "external_id": external_id,
-            "title": f"Synced {external_id}",
-            "stage": rng.choice(["idea", "poc", "pilot"]),
-            "category": rng.choice(UseCase.Category.values),
-            "currency": "USD",
-            "hours_saved_per_month": str(_money(rng, 0, 500)),
-            "hourly_rate": str(_money(rng, 20, 120)),
-            "one_time_cost": str(_money(rng, 1_000, 90_000)),
-            "monthly_fixed_cost": str(_money(rng, 0, 900)),
-            "horizon_months": rng.choice((12, 24, 36)),
-        })
+        rows.append(
+            {
+                "team": slug,
+                "external_id": external_id,
+                "title": f"Synced {external_id}",
+                "stage": rng.choice(["idea", "poc", "pilot"]),
+                "category": rng.choice(UseCase.Category.values),
+                "currency": "USD",
+                "hours_saved_per_month": str(_money(rng, 0, 500)),
+                "hourly_rate": str(_money(rng, 20, 120)),
+                "one_time_cost": str(_money(rng, 1_000, 90_000)),
+                "monthly_fixed_cost": str(_money(rng, 0, 900)),
+                "horizon_months": rng.choice((12, 24, 36)),
+            }
+        )
     return rows
 
 
@@ -785,23 +862,24 @@ def update_or_create_loop(rows: Sequence[dict[str, Any]]) -> None:
     teams = dict(Team.objects.values_list("slug", "pk"))
     for row in rows:
         defaults = {name: value for name, value in row.items() if name not in ("team", "external_id")}
-        UseCase.objects.update_or_create(team_id=teams[row["team"]], external_id=row["external_id"],
-                                         defaults={**defaults, "needs_recompute": True})
+        UseCase.objects.update_or_create(
+            team_id=teams[row["team"]], external_id=row["external_id"], defaults={**defaults, "needs_recompute": True}
+        )
 
 
 # --- The run -----------------------------------------------------------------------------
 
 
-def run(*, use_cases: int, deployments_per_use_case: int, keep: bool = False,
-        log: Callable[[str], None] = print) -> Report:
+def run(
+    *, use_cases: int, deployments_per_use_case: int, keep: bool = False, log: Callable[[str], None] = print
+) -> Report:
     with bench_database(keep=keep, log=log) as settings_dict, tasks_not_published(), warnings.catch_warnings():
         # WhiteNoise warns once that collectstatic has not run: irrelevant to an API benchmark.
         warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
         return _measure(settings_dict, use_cases=use_cases, per_use_case=deployments_per_use_case, log=log)
 
 
-def _measure(settings_dict: dict[str, Any], *, use_cases: int, per_use_case: int,
-             log: Callable[[str], None]) -> Report:
+def _measure(settings_dict: dict[str, Any], *, use_cases: int, per_use_case: int, log: Callable[[str], None]) -> Report:
     report = Report(use_cases=use_cases, deployments=use_cases * per_use_case, vendor=connection.vendor)
     speed = use_cases >= SPEED_TARGETS_FROM
     # Best of several runs, ours and the floor interleaved: other work on the machine only
@@ -821,29 +899,40 @@ def _measure(settings_dict: dict[str, Any], *, use_cases: int, per_use_case: int
     generate(first=small + 1, last=use_cases, deployments_per_use_case=per_use_case, catalogue=catalogue, rng=rng)
     forget_figures()
     report.timings["generate_rest"] = time.perf_counter() - started
-    log(f"Generated {use_cases:,} use cases and {report.deployments:,} deployments "
-        f"in {report.timings['generate_first_tenth'] + report.timings['generate_rest']:.1f} s.")
+    log(
+        f"Generated {use_cases:,} use cases and {report.deployments:,} deployments "
+        f"in {report.timings['generate_first_tenth'] + report.timings['generate_rest']:.1f} s."
+    )
 
     full_time = _measure_recompute(report, repeats=repeats, speed=speed, log=log)
     _measure_save_loop(report, full_time=full_time, speed=speed, log=log)
     _measure_price_change(report, catalogue, full_time=full_time, repeats=repeats, speed=speed, log=log)
     forget_figures()
     rss_full = measure_recompute_rss(settings_dict)
-    report.add(Figure(
-        f"peak RSS growth of the full recompute: {rss_full['use_cases']:,} vs {rss_small['use_cases']:,} use cases",
-        "MB", rss_full["growth_kb"] / 1024, max(rss_small["growth_kb"] / 1024, RSS_NOISE_MB),
-        target="≤ 2× (10× the rows)", limit=2.0, applies=speed,
-        note=(f"grew {rss_small['growth_kb'] / 1024:.1f} MB at {rss_small['use_cases']:,} (less than "
-              f"{RSS_NOISE_MB:g} MB counts as {RSS_NOISE_MB:g}); peak RSS {rss_full['peak_kb'] / 1024:.0f} MB "
-              f"vs {rss_small['peak_kb'] / 1024:.0f} MB"),
-    ))
+    report.add(
+        Figure(
+            f"peak RSS growth of the full recompute: {rss_full['use_cases']:,} vs {rss_small['use_cases']:,} use cases",
+            "MB",
+            rss_full["growth_kb"] / 1024,
+            max(rss_small["growth_kb"] / 1024, RSS_NOISE_MB),
+            target="≤ 2× (10× the rows)",
+            limit=2.0,
+            applies=speed,
+            note=(
+                f"grew {rss_small['growth_kb'] / 1024:.1f} MB at {rss_small['use_cases']:,} (less than "
+                f"{RSS_NOISE_MB:g} MB counts as {RSS_NOISE_MB:g}); peak RSS {rss_full['peak_kb'] / 1024:.0f} MB "
+                f"vs {rss_small['peak_kb'] / 1024:.0f} MB"
+            ),
+        )
+    )
     run_full_recompute(reason="bench: settle")
     vacuum()
     client = _client(catalogue.manager)
     _measure_summary(report, client, speed=speed)
     _measure_list(report, client, use_cases=use_cases, speed=speed)
-    _measure_bulk(report, client, rng, rows=BULK_ROWS if speed else 50, repeats=repeats + 1 if speed else 1,
-                  speed=speed, log=log)
+    _measure_bulk(
+        report, client, rng, rows=BULK_ROWS if speed else 50, repeats=repeats + 1 if speed else 1, speed=speed, log=log
+    )
     return report
 
 
@@ -866,25 +955,48 @@ def _measure_recompute(report: Report, *, repeats: int, speed: bool, log: Callab
             differing = figures_differing(tolerance=Decimal(0) if exact else Decimal("0.02"))
         vacuum()
         steady_times.append(_timed(lambda: run_full_recompute(reason="bench: nothing changed")))
-        log(f"Recompute: floor {floor_times[-1]:.2f} s, job {ours_times[-1]:.2f} s, "
-            f"job with nothing changed {steady_times[-1]:.2f} s.")
+        log(
+            f"Recompute: floor {floor_times[-1]:.2f} s, job {ours_times[-1]:.2f} s, "
+            f"job with nothing changed {steady_times[-1]:.2f} s."
+        )
     floor_time, ours_time = min(floor_times), min(ours_times)
     report.timings["recompute_floor_runs"] = floor_times
     report.timings["recompute_job_runs"] = ours_times
-    report.add(Figure(
-        "full recompute (job, every figure changes) vs one set-based UPDATE", "s", ours_time, floor_time,
-        target="≤ 3×", limit=3.0, applies=speed,
-        note=f"{job.total:,} use cases, {job.changed:,} changed, chunks of {settings.RECOMPUTE_CHUNK_SIZE}",
-    ))
-    report.add(Figure(
-        "full recompute (job, nothing changes) vs one set-based UPDATE", "s", min(steady_times), floor_time,
-        target="≤ 3×", limit=3.0, applies=speed,
-    ))
-    report.add(Figure(
-        "recompute figures differing from the floor's", "rows", differing, None, target="0", ok=differing == 0,
-        applies=connection.vendor == "postgresql",
-        note="to the cent" if connection.vendor == "postgresql" else "the SQLite floor computes in floating point",
-    ))
+    report.add(
+        Figure(
+            "full recompute (job, every figure changes) vs one set-based UPDATE",
+            "s",
+            ours_time,
+            floor_time,
+            target="≤ 3×",
+            limit=3.0,
+            applies=speed,
+            note=f"{job.total:,} use cases, {job.changed:,} changed, chunks of {settings.RECOMPUTE_CHUNK_SIZE}",
+        )
+    )
+    report.add(
+        Figure(
+            "full recompute (job, nothing changes) vs one set-based UPDATE",
+            "s",
+            min(steady_times),
+            floor_time,
+            target="≤ 3×",
+            limit=3.0,
+            applies=speed,
+        )
+    )
+    report.add(
+        Figure(
+            "recompute figures differing from the floor's",
+            "rows",
+            differing,
+            None,
+            target="0",
+            ok=differing == 0,
+            applies=connection.vendor == "postgresql",
+            note="to the cent" if connection.vendor == "postgresql" else "the SQLite floor computes in floating point",
+        )
+    )
     return ours_time
 
 
@@ -895,16 +1007,24 @@ def _measure_save_loop(report: Report, *, full_time: float, speed: bool, log: Ca
     sample = list(range(1, report.use_cases + 1, step))[:sample_size]  # Generated ids run from 1 to N.
     UseCase.objects.filter(pk__in=sample).update(computed_at=None)
     loop_time = _timed(lambda: save_per_row(sample))
-    report.add(Figure(
-        "recompute per use case: job vs save() per row", "µs/row", full_time / report.use_cases,
-        loop_time / len(sample), target="≤ 0.1× (≥ 10× faster)", limit=0.1, applies=speed,
-        note=f"save() loop timed on {len(sample):,} use cases",
-    ))
+    report.add(
+        Figure(
+            "recompute per use case: job vs save() per row",
+            "µs/row",
+            full_time / report.use_cases,
+            loop_time / len(sample),
+            target="≤ 0.1× (≥ 10× faster)",
+            limit=0.1,
+            applies=speed,
+            note=f"save() loop timed on {len(sample):,} use cases",
+        )
+    )
     log(f"save() per row: {loop_time / len(sample) * 1e3:.2f} ms a use case.")
 
 
-def _measure_price_change(report: Report, catalogue: Catalogue, *, full_time: float, repeats: int, speed: bool,
-                          log: Callable[[str], None]) -> None:
+def _measure_price_change(
+    report: Report, catalogue: Catalogue, *, full_time: float, repeats: int, speed: bool, log: Callable[[str], None]
+) -> None:
     """3. A new price for the model a quarter of the deployments use, until every affected use case is recomputed."""
     hot = LanguageModel.objects.get(pk=catalogue.hot_model)
     hot_deployments = Deployment.objects.filter(model=hot).count()
@@ -926,20 +1046,33 @@ def _measure_price_change(report: Report, catalogue: Catalogue, *, full_time: fl
         job = services.run_recompute_job(job_id=RecomputeJob.objects.latest("pk").pk, inline=True)
         times.append(time.perf_counter() - started)
         log(f"Price change over {hot_deployments:,} deployments, {job.total:,} use cases: {times[-1]:.2f} s.")
-    report.add(Figure(
-        "price change: new price until every affected use case is recomputed, vs full recompute", "s",
-        min(times), full_time, target="≤ 0.6×", limit=0.6, applies=speed,
-        note=f"{hot.key}: {hot_deployments:,} deployments, {job.total:,} use cases, {job.changed:,} changed",
-    ))
+    report.add(
+        Figure(
+            "price change: new price until every affected use case is recomputed, vs full recompute",
+            "s",
+            min(times),
+            full_time,
+            target="≤ 0.6×",
+            limit=0.6,
+            applies=speed,
+            note=f"{hot.key}: {hot_deployments:,} deployments, {job.total:,} use cases, {job.changed:,} changed",
+        )
+    )
 
 
 def _measure_summary(report: Report, client: APIClient, *, speed: bool) -> None:
     """1. The portfolio summary through the API against the bare GROUP BYs."""
-    report.add(Figure(
-        "portfolio summary (API, manager) vs bare SQL GROUP BY", "s",
-        _best_time(lambda: _get_ok(client, "/api/v1/portfolio/summary/")), _best_time(summary_floor),
-        target="≤ 1.5×", limit=1.5, applies=speed,
-    ))
+    report.add(
+        Figure(
+            "portfolio summary (API, manager) vs bare SQL GROUP BY",
+            "s",
+            _best_time(lambda: _get_ok(client, "/api/v1/portfolio/summary/")),
+            _best_time(summary_floor),
+            target="≤ 1.5×",
+            limit=1.5,
+            applies=speed,
+        )
+    )
 
 
 def _measure_list(report: Report, client: APIClient, *, use_cases: int, speed: bool) -> None:
@@ -963,26 +1096,46 @@ def _measure_list(report: Report, client: APIClient, *, use_cases: int, speed: b
             samples.setdefault(("floor", size), []).append(_timed(lambda size=size: list_floor(size)))
     times = {size: min(samples["api", size]) for size in LIST_PAGE_SIZES}
     floor_times = {size: min(samples["floor", size]) for size in LIST_PAGE_SIZES}
-    report.add(Figure(
-        "list queries at page sizes " + ", ".join(map(str, LIST_PAGE_SIZES)), "queries", max(counts.values()),
-        target="≤ 5, the same at every size", ok=len(set(counts.values())) == 1 and max(counts.values()) <= 5,
-        note=" / ".join(f"{size}: {count}" for size, count in counts.items()),
-    ))
+    report.add(
+        Figure(
+            "list queries at page sizes " + ", ".join(map(str, LIST_PAGE_SIZES)),
+            "queries",
+            max(counts.values()),
+            target="≤ 5, the same at every size",
+            ok=len(set(counts.values())) == 1 and max(counts.values()) <= 5,
+            note=" / ".join(f"{size}: {count}" for size, count in counts.items()),
+        )
+    )
     for size in LIST_PAGE_SIZES:
-        report.add(Figure(f"list page of {size} (API) vs .values() of the same rows", "s", times[size],
-                          floor_times[size]))
+        report.add(
+            Figure(f"list page of {size} (API) vs .values() of the same rows", "s", times[size], floor_times[size])
+        )
     first, last = LIST_PAGE_SIZES[0], LIST_PAGE_SIZES[-1]
     rows = min(last, use_cases) - first
     if rows > 0:
-        report.add(Figure(
-            f"list serialization per row (marginal, page {first} → {last}) vs .values()", "µs/row",
-            (times[last] - times[first]) / rows, (floor_times[last] - floor_times[first]) / rows,
-            target="≤ 2×", limit=2.0, applies=speed,
-        ))
+        report.add(
+            Figure(
+                f"list serialization per row (marginal, page {first} → {last}) vs .values()",
+                "µs/row",
+                (times[last] - times[first]) / rows,
+                (floor_times[last] - floor_times[first]) / rows,
+                target="≤ 2×",
+                limit=2.0,
+                applies=speed,
+            )
+        )
 
 
-def _measure_bulk(report: Report, client: APIClient, rng: random.Random, *, rows: int, repeats: int,
-                  speed: bool, log: Callable[[str], None]) -> None:
+def _measure_bulk(
+    report: Report,
+    client: APIClient,
+    rng: random.Random,
+    *,
+    rows: int,
+    repeats: int,
+    speed: bool,
+    log: Callable[[str], None],
+) -> None:
     """5. Bulk upsert through the API, half updates and half creates, against update_or_create per row."""
     slugs = list(Team.objects.order_by("pk").values_list("slug", flat=True))
     existing = list(UseCase.objects.order_by("pk").values_list("team__slug", "external_id")[: rows * repeats])
@@ -996,18 +1149,25 @@ def _measure_bulk(report: Report, client: APIClient, rng: random.Random, *, rows
     post(_bulk_rows(rng, [(slug, f"bulk-warm-up-{slug}") for slug in slugs]))
     api_times, loop_times = [], []
     for repeat in range(repeats):
-        updates = existing[2 * repeat * half: (2 * repeat + 2) * half]
-        api_rows = _bulk_rows(rng, updates[:half] + [
-            (slugs[i % len(slugs)], f"bulk-api-{repeat}-{i}") for i in range(rows - half)
-        ])
-        loop_rows = _bulk_rows(rng, updates[half:] + [
-            (slugs[i % len(slugs)], f"bulk-loop-{repeat}-{i}") for i in range(rows - half)
-        ])
+        updates = existing[2 * repeat * half : (2 * repeat + 2) * half]
+        api_rows = _bulk_rows(
+            rng, updates[:half] + [(slugs[i % len(slugs)], f"bulk-api-{repeat}-{i}") for i in range(rows - half)]
+        )
+        loop_rows = _bulk_rows(
+            rng, updates[half:] + [(slugs[i % len(slugs)], f"bulk-loop-{repeat}-{i}") for i in range(rows - half)]
+        )
         api_times.append(_timed(lambda rows=api_rows: post(rows)))
         loop_times.append(_timed(lambda rows=loop_rows: update_or_create_loop(rows)))
         log(f"Bulk upsert of {rows:,} rows: API {api_times[-1]:.2f} s, update_or_create loop {loop_times[-1]:.2f} s.")
-    report.add(Figure(
-        f"bulk upsert, {rows:,} rows a request (API) vs update_or_create per row", "s", min(api_times),
-        min(loop_times), target="≤ 0.1× (≥ 10× faster)", limit=0.1, applies=speed,
-        note=f"{half} updates and {rows - half} creates a request",
-    ))
+    report.add(
+        Figure(
+            f"bulk upsert, {rows:,} rows a request (API) vs update_or_create per row",
+            "s",
+            min(api_times),
+            min(loop_times),
+            target="≤ 0.1× (≥ 10× faster)",
+            limit=0.1,
+            applies=speed,
+            note=f"{half} updates and {rows - half} creates a request",
+        )
+    )

@@ -1,4 +1,5 @@
 """Template context every page needs: what the navigation offers this user."""
+
 from django.conf import settings
 
 from portfolio import selectors

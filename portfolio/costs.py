@@ -3,6 +3,7 @@
 Shared by the recompute (services) and the read-only what-if (selectors); the
 arithmetic itself is ``pricing.costing``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -34,7 +35,9 @@ def _converted(amount: Decimal, source: str, target: str, book: PriceBook, used:
     return costing.convert(amount, rate.rate)
 
 
-def _hardware(deployment: Deployment, book: PriceBook, line: dict[str, Any]) -> tuple[costing.GpuRental | costing.OwnedHardware, str]:
+def _hardware(
+    deployment: Deployment, book: PriceBook, line: dict[str, Any]
+) -> tuple[costing.GpuRental | costing.OwnedHardware, str]:
     """The deployment's hardware cost model and the currency it is priced in."""
     profile = deployment.self_hosting_profile
     if profile is not None:
@@ -52,17 +55,26 @@ def _hardware(deployment: Deployment, book: PriceBook, line: dict[str, Any]) -> 
                 profile.currency,
             )
         gpu_type, gpu_count, hourly, hours, currency = (
-            profile.gpu_type, profile.gpu_count, profile.gpu_hourly_cost, profile.hours_per_month, profile.currency,
+            profile.gpu_type,
+            profile.gpu_count,
+            profile.gpu_hourly_cost,
+            profile.hours_per_month,
+            profile.currency,
         )
     else:
         gpu_type, gpu_count, hourly, hours, currency = (
-            deployment.gpu_type, deployment.gpu_count, deployment.gpu_hourly_cost,
-            deployment.hours_per_month, deployment.use_case.currency,
+            deployment.gpu_type,
+            deployment.gpu_count,
+            deployment.gpu_hourly_cost,
+            deployment.hours_per_month,
+            deployment.use_case.currency,
         )
     if hourly is None:
         rate = book.gpu_rate(gpu_type)
         if rate is None:
-            raise CostUnavailable(_("No GPU rate for %(gpu)s in force on %(date)s.") % {"gpu": gpu_type, "date": book.on})
+            raise CostUnavailable(
+                _("No GPU rate for %(gpu)s in force on %(date)s.") % {"gpu": gpu_type, "date": book.on}
+            )
         hourly, currency = rate.hourly_cost, rate.currency
         line["gpu_rate_id"] = rate.id
     return costing.GpuRental(gpu_count=gpu_count, gpu_hourly_cost=hourly, hours_per_month=hours), currency
@@ -89,7 +101,9 @@ def deployment_cost(deployment: Deployment, book: PriceBook, *, currency: str) -
                 output_tokens=deployment.avg_output_tokens,
                 cached_ratio=deployment.cached_input_ratio,
             )
-            variable = _converted(costing.monthly_api_cost(price.token_price, usage), price.currency, currency, book, line)
+            variable = _converted(
+                costing.monthly_api_cost(price.token_price, usage), price.currency, currency, book, line
+            )
     except (CostUnavailable, MissingRate) as error:
         line["error"] = str(error)
         return DeploymentCost(monthly_cost=None, line=line)

@@ -1,4 +1,5 @@
 """Forms of the web UI. They validate and translate input; views hand the result to a service."""
+
 from __future__ import annotations
 
 import csv
@@ -28,13 +29,32 @@ MAX_IMPORT_BYTES = 5 * 1024 * 1024
 # Inputs a spreadsheet may set, by column name. Exports write these columns first, so an
 # exported file imports back as it is.
 IMPORT_FIELDS = [
-    "title", "description", "category", "stage", "risk_tier", "data_classification", "currency",
-    "hours_saved_per_month", "hourly_rate", "other_monthly_benefit", "one_time_cost", "monthly_fixed_cost",
-    "horizon_months", "expected_monthly_active_users",
+    "title",
+    "description",
+    "category",
+    "stage",
+    "risk_tier",
+    "data_classification",
+    "currency",
+    "hours_saved_per_month",
+    "hourly_rate",
+    "other_monthly_benefit",
+    "one_time_cost",
+    "monthly_fixed_cost",
+    "horizon_months",
+    "expected_monthly_active_users",
 ]
 EXPORT_COLUMNS = [
-    "team", "external_id", *IMPORT_FIELDS,
-    "monthly_cost", "monthly_benefit", "roi_pct", "npv", "payback_months", "governance_status", "needs_recompute",
+    "team",
+    "external_id",
+    *IMPORT_FIELDS,
+    "monthly_cost",
+    "monthly_benefit",
+    "roi_pct",
+    "npv",
+    "payback_months",
+    "governance_status",
+    "needs_recompute",
 ]
 
 
@@ -53,9 +73,7 @@ class FieldsetsMixin:
     FIELDSETS: list[tuple[str, list[str]]] = []
 
     def fieldsets(self):
-        return [
-            (legend, [self[name] for name in names if name in self.fields]) for legend, names in self.FIELDSETS
-        ]
+        return [(legend, [self[name] for name in names if name in self.fields]) for legend, names in self.FIELDSETS]
 
 
 class DateInput(forms.DateInput):
@@ -83,8 +101,10 @@ class UseCaseForm(FieldsetsMixin, forms.ModelForm):
 
     FIELDSETS = [
         (_("What it is"), ["team", "title", "external_id", "description", "category", "stage", "owner"]),
-        (_("Risk and governance"), ["risk_tier", "data_classification", "expected_monthly_active_users", "ai_role",
-                                    "frameworks"]),
+        (
+            _("Risk and governance"),
+            ["risk_tier", "data_classification", "expected_monthly_active_users", "ai_role", "frameworks"],
+        ),
         (_("Benefit"), ["currency", "hours_saved_per_month", "hourly_rate", "other_monthly_benefit"]),
         (_("Cost and horizon"), ["one_time_cost", "monthly_fixed_cost", "horizon_months"]),
     ]
@@ -92,16 +112,33 @@ class UseCaseForm(FieldsetsMixin, forms.ModelForm):
     class Meta:
         model = UseCase
         fields = [
-            "team", "title", "external_id", "description", "category", "stage", "owner", "risk_tier",
-            "data_classification", "expected_monthly_active_users", "ai_role", "frameworks", "currency",
+            "team",
+            "title",
+            "external_id",
+            "description",
+            "category",
+            "stage",
+            "owner",
+            "risk_tier",
+            "data_classification",
+            "expected_monthly_active_users",
+            "ai_role",
+            "frameworks",
+            "currency",
             "hours_saved_per_month",
-            "hourly_rate", "other_monthly_benefit", "one_time_cost", "monthly_fixed_cost", "horizon_months",
+            "hourly_rate",
+            "other_monthly_benefit",
+            "one_time_cost",
+            "monthly_fixed_cost",
+            "horizon_months",
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
         help_texts = {
             "title": _("A short name people recognise, e.g. “FAQ chatbot”."),
-            "stage": _("Where the use case starts. Production and scaled are reached from the use case page, "
-                       "through the governance gate."),
+            "stage": _(
+                "Where the use case starts. Production and scaled are reached from the use case page, "
+                "through the governance gate."
+            ),
             "owner": _("The person who answers for the use case."),
             "risk_tier": _("The EU AI Act risk tier. “Not assessed” blocks the stage gate."),
             "data_classification": _("The most sensitive data the AI sees."),
@@ -111,8 +148,9 @@ class UseCaseForm(FieldsetsMixin, forms.ModelForm):
             "hourly_rate": _("Cost of one staff hour, in the use case's currency."),
             "other_monthly_benefit": _("Any other benefit per month, e.g. extra revenue."),
             "one_time_cost": _("Build, integration and training, spent once at the start."),
-            "monthly_fixed_cost": _("Running costs besides the models: licences, hosting, support. Deployments "
-                                    "add their own cost."),
+            "monthly_fixed_cost": _(
+                "Running costs besides the models: licences, hosting, support. Deployments add their own cost."
+            ),
             "horizon_months": _("Months over which ROI, NPV and payback are computed (1–600)."),
         }
 
@@ -164,13 +202,19 @@ class UseCaseFilterForm(forms.Form):
         ("-updated_at", _("Recently changed")),
     ]
 
-    q = forms.CharField(label=_("Search"), required=False, max_length=100,
-                        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Title, description or id")}))
-    team = forms.ModelChoiceField(label=_("Team"), queryset=None, required=False, to_field_name="slug",
-                                  empty_label=_("All teams"))
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Title, description or id")}),
+    )
+    team = forms.ModelChoiceField(
+        label=_("Team"), queryset=None, required=False, to_field_name="slug", empty_label=_("All teams")
+    )
     stage = forms.ChoiceField(label=_("Stage"), required=False, choices=[("", _("All stages")), *UseCase.Stage.choices])
-    risk_tier = forms.ChoiceField(label=_("Risk tier"), required=False,
-                                  choices=[("", _("All risk tiers")), *UseCase.RiskTier.choices])
+    risk_tier = forms.ChoiceField(
+        label=_("Risk tier"), required=False, choices=[("", _("All risk tiers")), *UseCase.RiskTier.choices]
+    )
     governance_status = forms.ChoiceField(
         label=_("Governance"), required=False, choices=[("", _("Any governance")), *UseCase.GovernanceStatus.choices]
     )
@@ -205,8 +249,18 @@ class ProofOfConceptForm(FieldsetsMixin, forms.ModelForm):
 
     class Meta:
         model = ProofOfConcept
-        fields = ["hypothesis", "success_criteria", "model", "status", "start_date", "end_date", "cost",
-                  "kpi_name", "baseline_kpi", "measured_kpi"]
+        fields = [
+            "hypothesis",
+            "success_criteria",
+            "model",
+            "status",
+            "start_date",
+            "end_date",
+            "cost",
+            "kpi_name",
+            "baseline_kpi",
+            "measured_kpi",
+        ]
         widgets = {
             "hypothesis": forms.Textarea(attrs={"rows": 2}),
             "success_criteria": forms.Textarea(attrs={"rows": 2}),
@@ -231,22 +285,49 @@ class ProofOfConceptForm(FieldsetsMixin, forms.ModelForm):
 class DeploymentForm(FieldsetsMixin, forms.ModelForm):
     FIELDSETS = [
         (_("Model and status"), ["name", "model", "hosting", "environment", "status"]),
-        (_("Traffic"), ["requests_per_month", "avg_input_tokens", "avg_output_tokens", "cached_input_ratio",
-                        "data_processing_agreement"]),
-        (_("Self-hosting (only for self-hosted deployments)"),
-         ["self_hosting_profile", "gpu_type", "gpu_count", "gpu_hourly_cost", "hours_per_month"]),
+        (
+            _("Traffic"),
+            [
+                "requests_per_month",
+                "avg_input_tokens",
+                "avg_output_tokens",
+                "cached_input_ratio",
+                "data_processing_agreement",
+            ],
+        ),
+        (
+            _("Self-hosting (only for self-hosted deployments)"),
+            ["self_hosting_profile", "gpu_type", "gpu_count", "gpu_hourly_cost", "hours_per_month"],
+        ),
         (_("Other costs"), ["monthly_fixed_cost"]),
     ]
 
     class Meta:
         model = Deployment
-        fields = ["name", "model", "hosting", "environment", "status", "requests_per_month", "avg_input_tokens",
-                  "avg_output_tokens", "cached_input_ratio", "data_processing_agreement", "self_hosting_profile",
-                  "gpu_type", "gpu_count", "gpu_hourly_cost", "hours_per_month", "monthly_fixed_cost"]
+        fields = [
+            "name",
+            "model",
+            "hosting",
+            "environment",
+            "status",
+            "requests_per_month",
+            "avg_input_tokens",
+            "avg_output_tokens",
+            "cached_input_ratio",
+            "data_processing_agreement",
+            "self_hosting_profile",
+            "gpu_type",
+            "gpu_count",
+            "gpu_hourly_cost",
+            "hours_per_month",
+            "monthly_fixed_cost",
+        ]
         help_texts = {
             "name": _("Optional, e.g. “EU production”."),
-            "hosting": _("External API: priced per token from the catalogue. Self-hosted: priced by the GPUs "
-                         "it runs on (open-weight models only)."),
+            "hosting": _(
+                "External API: priced per token from the catalogue. Self-hosted: priced by the GPUs "
+                "it runs on (open-weight models only)."
+            ),
             "status": _("Only active deployments count in the use case's monthly cost."),
             "requests_per_month": _("Calls to the model per month."),
             "avg_input_tokens": _("Prompt tokens per call, including context."),
@@ -268,22 +349,37 @@ class EvidenceForm(forms.Form):
     """Evidence recorded inline on a checklist item, and for a manual item its status."""
 
     status = forms.ChoiceField(
-        label=_("Status"), required=False,
-        choices=[("", _("Keep the status")), (ChecklistItem.Status.OPEN, ChecklistItem.Status.OPEN.label),
-                 (ChecklistItem.Status.PASSED, ChecklistItem.Status.PASSED.label),
-                 (ChecklistItem.Status.FAILED, ChecklistItem.Status.FAILED.label)],
+        label=_("Status"),
+        required=False,
+        choices=[
+            ("", _("Keep the status")),
+            (ChecklistItem.Status.OPEN, ChecklistItem.Status.OPEN.label),
+            (ChecklistItem.Status.PASSED, ChecklistItem.Status.PASSED.label),
+            (ChecklistItem.Status.FAILED, ChecklistItem.Status.FAILED.label),
+        ],
     )
-    evidence_text = forms.CharField(label=_("Evidence"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                                    help_text=_("What shows the item is met: a decision, a document, a test."))
+    evidence_text = forms.CharField(
+        label=_("Evidence"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("What shows the item is met: a decision, a document, a test."),
+    )
     evidence_url = forms.URLField(label=_("Evidence link"), required=False, assume_scheme="https", max_length=500)
     evidence_file = forms.FileField(label=_("Evidence file"), required=False)
 
 
 class WaiverForm(forms.Form):
-    waiver_reason = forms.CharField(label=_("Reason for the waiver"), widget=forms.Textarea(attrs={"rows": 2}),
-                                    help_text=_("Why the portfolio accepts this item unmet; kept in the audit trail."))
-    waiver_expires_on = forms.DateField(label=_("Waiver expires on"), required=False, widget=DateInput(),
-                                        help_text=_("Optional: the item opens again on this day."))
+    waiver_reason = forms.CharField(
+        label=_("Reason for the waiver"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Why the portfolio accepts this item unmet; kept in the audit trail."),
+    )
+    waiver_expires_on = forms.DateField(
+        label=_("Waiver expires on"),
+        required=False,
+        widget=DateInput(),
+        help_text=_("Optional: the item opens again on this day."),
+    )
 
 
 # --- Dashboard ------------------------------------------------------------------------------
@@ -292,8 +388,9 @@ class WaiverForm(forms.Form):
 class WhatIfForm(forms.Form):
     from_model = forms.ModelChoiceField(label=_("Swap this model"), queryset=None, to_field_name="key")
     to_model = forms.ModelChoiceField(label=_("for this model"), queryset=None, to_field_name="key")
-    team = forms.ModelChoiceField(label=_("Team"), queryset=None, required=False, to_field_name="slug",
-                                  empty_label=_("All teams"))
+    team = forms.ModelChoiceField(
+        label=_("Team"), queryset=None, required=False, to_field_name="slug", empty_label=_("All teams")
+    )
     stage = forms.ChoiceField(label=_("Stage"), required=False, choices=[("", _("All stages")), *UseCase.Stage.choices])
 
     def __init__(self, *args, user, **kwargs):
@@ -316,9 +413,11 @@ class WhatIfForm(forms.Form):
 class ImportForm(forms.Form):
     file = forms.FileField(
         label=_("CSV or Excel file"),
-        help_text=_("One use case per row, with a header row. Columns: team (its slug), external_id and any of "
-                    "the inputs of an export. Rows whose team and external id exist update that use case; "
-                    "others create one."),
+        help_text=_(
+            "One use case per row, with a header row. Columns: team (its slug), external_id and any of "
+            "the inputs of an export. Rows whose team and external id exist update that use case; "
+            "others create one."
+        ),
     )
 
     def clean_file(self):
@@ -433,9 +532,11 @@ def parse_import(table: list[dict[str, str]], *, user) -> ImportPlan:
             row.errors = _messages(form.errors.as_data())
             continue
         fields = {name: form.cleaned_data[name] for name in IMPORT_FIELDS if row.values.get(name, "") != ""}
-        plan.bulk_rows.append(services.BulkRow(
-            team=teams[form.cleaned_data["team"]], external_id=form.cleaned_data["external_id"], fields=fields
-        ))
+        plan.bulk_rows.append(
+            services.BulkRow(
+                team=teams[form.cleaned_data["team"]], external_id=form.cleaned_data["external_id"], fields=fields
+            )
+        )
         plan.sources.append(row)
     return plan
 

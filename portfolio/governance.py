@@ -5,6 +5,7 @@ case, its deployments with their models and licences, the templates and the exis
 items). It runs no queries, so it is tested without a database. The second half loads
 those rows in bulk, applies what the engine decided and enforces the stage gate.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -40,8 +41,16 @@ EVALUATION_CHUNK_SIZE = 500
 EVALUATION_REASON = "checklist evaluation"
 SENSITIVE_DATA = frozenset({UseCase.DataClassification.CONFIDENTIAL, UseCase.DataClassification.PERSONAL})
 # What an evaluation may change on an existing item.
-EVALUATED_FIELDS = ["status", "detail", "required", "waiver_reason", "waived_by", "waived_at", "waiver_expires_on",
-                    "updated_at"]
+EVALUATED_FIELDS = [
+    "status",
+    "detail",
+    "required",
+    "waiver_reason",
+    "waived_by",
+    "waived_at",
+    "waiver_expires_on",
+    "updated_at",
+]
 
 
 # --- Rules (pure) ------------------------------------------------------------------------
@@ -71,8 +80,10 @@ def licence_known(use_case: UseCase, deployments: Sequence[Deployment]) -> Outco
         return _no_deployment()
     unknown = [deployment for deployment in deployments if deployment.model.licence is None]
     if unknown:
-        return Outcome(Status.FAILED, _("No licence is recorded for %(models)s: record it in the catalogue.")
-                       % {"models": _model_list(unknown)})
+        return Outcome(
+            Status.FAILED,
+            _("No licence is recorded for %(models)s: record it in the catalogue.") % {"models": _model_list(unknown)},
+        )
     licences = sorted({f"{d.model.licence.name} ({d.model.key})" for d in deployments})
     return Outcome(Status.PASSED, _("Licences known: %(licences)s.") % {"licences": "; ".join(licences)})
 
@@ -83,12 +94,16 @@ def licence_commercial_use(use_case: UseCase, deployments: Sequence[Deployment])
     refused = [d for d in deployments if d.model.licence is not None and not d.model.licence.commercial_use]
     if refused:
         names = sorted({f"{d.model.licence.name} ({d.model.key})" for d in refused})
-        return Outcome(Status.FAILED, _("Commercial use is not allowed by %(licences)s.")
-                       % {"licences": "; ".join(names)})
+        return Outcome(
+            Status.FAILED, _("Commercial use is not allowed by %(licences)s.") % {"licences": "; ".join(names)}
+        )
     unknown = [d for d in deployments if d.model.licence is None]
     if unknown:
-        return Outcome(Status.OPEN, _("Commercial use cannot be confirmed while the licence of %(models)s is "
-                                      "unknown.") % {"models": _model_list(unknown)})
+        return Outcome(
+            Status.OPEN,
+            _("Commercial use cannot be confirmed while the licence of %(models)s is unknown.")
+            % {"models": _model_list(unknown)},
+        )
     return Outcome(Status.PASSED, _("Every licence allows commercial use."))
 
 
@@ -96,37 +111,56 @@ def licence_user_limit(use_case: UseCase, deployments: Sequence[Deployment]) -> 
     if not deployments:
         return _no_deployment()
     users = use_case.expected_monthly_active_users
-    exceeded = sorted({
-        (d.model.licence.monthly_active_user_limit, d.model.licence.name, d.model.key)
-        for d in deployments
-        if d.model.licence is not None
-        and d.model.licence.monthly_active_user_limit is not None
-        and users > d.model.licence.monthly_active_user_limit
-    })
+    exceeded = sorted(
+        {
+            (d.model.licence.monthly_active_user_limit, d.model.licence.name, d.model.key)
+            for d in deployments
+            if d.model.licence is not None
+            and d.model.licence.monthly_active_user_limit is not None
+            and users > d.model.licence.monthly_active_user_limit
+        }
+    )
     if exceeded:
         limits = "; ".join(f"{limit:,} of {name} ({key})" for limit, name, key in exceeded)
-        return Outcome(Status.FAILED, _("%(users)s expected monthly active users exceed the limit %(limits)s: a "
-                                        "separate licence from the licensor is needed.")
-                       % {"users": f"{users:,}", "limits": limits})
+        return Outcome(
+            Status.FAILED,
+            _(
+                "%(users)s expected monthly active users exceed the limit %(limits)s: a "
+                "separate licence from the licensor is needed."
+            )
+            % {"users": f"{users:,}", "limits": limits},
+        )
     unknown = [d for d in deployments if d.model.licence is None]
     if unknown:
-        return Outcome(Status.OPEN, _("The user limit cannot be checked while the licence of %(models)s is "
-                                      "unknown.") % {"models": _model_list(unknown)})
-    return Outcome(Status.PASSED, _("%(users)s expected monthly active users are within every licence's limit.")
-                   % {"users": f"{users:,}"})
+        return Outcome(
+            Status.OPEN,
+            _("The user limit cannot be checked while the licence of %(models)s is unknown.")
+            % {"models": _model_list(unknown)},
+        )
+    return Outcome(
+        Status.PASSED,
+        _("%(users)s expected monthly active users are within every licence's limit.") % {"users": f"{users:,}"},
+    )
 
 
 def data_processing_agreement(use_case: UseCase, deployments: Sequence[Deployment]) -> Outcome:
     if use_case.data_classification not in SENSITIVE_DATA:
-        return Outcome(Status.PASSED, _("%(data)s data: no agreement is needed.")
-                       % {"data": use_case.get_data_classification_display()})
+        return Outcome(
+            Status.PASSED,
+            _("%(data)s data: no agreement is needed.") % {"data": use_case.get_data_classification_display()},
+        )
     uncovered = [d for d in deployments if d.hosting == Deployment.Hosting.API and not d.data_processing_agreement]
     if uncovered:
         names = ", ".join(f"{d.model.key} (deployment {d.pk})" for d in uncovered)
-        return Outcome(Status.FAILED, _("%(data)s data goes to external APIs without a recorded data-processing "
-                                        "agreement: %(deployments)s. Record the agreement on the deployment or host "
-                                        "the model yourself.")
-                       % {"data": use_case.get_data_classification_display(), "deployments": names})
+        return Outcome(
+            Status.FAILED,
+            _(
+                "%(data)s data goes to external APIs without a recorded data-processing "
+                "agreement: %(deployments)s. Record the agreement on the deployment or host "
+                "the model yourself."
+            )
+            % {"data": use_case.get_data_classification_display(), "deployments": names},
+        )
     if any(d.hosting == Deployment.Hosting.API for d in deployments):
         return Outcome(Status.PASSED, _("Every external API deployment has a data-processing agreement."))
     return Outcome(Status.PASSED, _("The data stays on self-hosted models."))
@@ -137,8 +171,10 @@ def risk_tier(use_case: UseCase, deployments: Sequence[Deployment]) -> Outcome:
     if tier == UseCase.RiskTier.UNASSESSED:
         return Outcome(Status.OPEN, _("Assess the EU AI Act risk tier."))
     if tier == UseCase.RiskTier.UNACCEPTABLE:
-        return Outcome(Status.FAILED, _("Unacceptable risk: a practice prohibited by the EU AI Act (Art. 5) cannot "
-                                        "be put into service."))
+        return Outcome(
+            Status.FAILED,
+            _("Unacceptable risk: a practice prohibited by the EU AI Act (Art. 5) cannot be put into service."),
+        )
     return Outcome(Status.PASSED, _("Risk tier assessed: %(tier)s.") % {"tier": use_case.get_risk_tier_display()})
 
 
@@ -191,8 +227,9 @@ def has_record(item: ChecklistItem) -> bool:
 
 def _state(item: ChecklistItem) -> tuple:
     # Attribute names (waived_by_id), so comparing never loads a related row.
-    return tuple(getattr(item, ChecklistItem._meta.get_field(name).attname) for name in EVALUATED_FIELDS
-                 if name != "updated_at")
+    return tuple(
+        getattr(item, ChecklistItem._meta.get_field(name).attname) for name in EVALUATED_FIELDS if name != "updated_at"
+    )
 
 
 def _expire_waiver(item: ChecklistItem, today: datetime.date) -> None:
@@ -354,10 +391,14 @@ def _evaluate_chunk(
     if changed_use_cases:
         UseCase.objects.bulk_update(changed_use_cases, ["governance_status"])
     team_of = {use_case.pk: use_case.team_id for use_case in use_cases}
-    webhooks.emit_many(WebhookEvent.CHECKLIST_ITEM_FAILED, [
-        (item, team_of[item.use_case_id]) for item in create + update
-        if item.status == Status.FAILED and item.pk not in failed_before
-    ])
+    webhooks.emit_many(
+        WebhookEvent.CHECKLIST_ITEM_FAILED,
+        [
+            (item, team_of[item.use_case_id])
+            for item in create + update
+            if item.status == Status.FAILED and item.pk not in failed_before
+        ],
+    )
     result.use_cases += len(use_cases)
     result.created += len(create)
     result.updated += len(update)
@@ -394,8 +435,12 @@ class GateRefused(Exception):
         super().__init__(" ".join([message, *reasons]))
 
     def as_data(self) -> dict[str, Any]:
-        return {"detail": str(self), "stage": self.stage, "blocking_items": self.blocking_items,
-                "reasons": self.reasons}
+        return {
+            "detail": str(self),
+            "stage": self.stage,
+            "blocking_items": self.blocking_items,
+            "reasons": self.reasons,
+        }
 
 
 def _describe(item: ChecklistItem, *, created: bool) -> dict[str, Any]:
@@ -421,8 +466,10 @@ def _paying_back(use_cases: Sequence[UseCase]) -> set[int]:
     return {
         use_case.pk
         for use_case in use_cases
-        if costs.use_case_figures(use_case, deployments[use_case.pk], book, annual_rate=settings.ANNUAL_DISCOUNT_RATE)
-        .payback_months is not None
+        if costs.use_case_figures(
+            use_case, deployments[use_case.pk], book, annual_rate=settings.ANNUAL_DISCOUNT_RATE
+        ).payback_months
+        is not None
     }
 
 
@@ -444,8 +491,10 @@ def gate_refusals(*, use_cases: Sequence[UseCase]) -> dict[int, GateRefused]:
         blocking = [_describe(item, created=id(item) in created) for item in blocking_items(plan.items)]
         reasons = []
         if paying_back is not None and use_case.pk not in paying_back:
-            reasons.append(_("The forecast does not pay back within the %(months)s-month horizon.")
-                           % {"months": use_case.horizon_months})
+            reasons.append(
+                _("The forecast does not pay back within the %(months)s-month horizon.")
+                % {"months": use_case.horizon_months}
+            )
         if blocking or reasons:
             refusals[use_case.pk] = GateRefused(stage=use_case.stage, blocking_items=blocking, reasons=reasons)
     return refusals
@@ -465,8 +514,10 @@ def last_evaluation_blockers(*, use_case: UseCase) -> str | None:
     checklist as last evaluated instead of re-evaluating inside the change.
     """
     if use_case.pk is None or use_case.governance_status == UseCase.GovernanceStatus.NOT_EVALUATED:
-        return _("The checklist has not been evaluated yet: save the use case in an earlier stage, evaluate it "
-                 "and complete its required items first.")
+        return _(
+            "The checklist has not been evaluated yet: save the use case in an earlier stage, evaluate it "
+            "and complete its required items first."
+        )
     codes = list(
         ChecklistItem.objects.filter(use_case_id=use_case.pk, required=True)
         .exclude(status__in=ChecklistItem.CLEARED)
@@ -501,8 +552,9 @@ def _save(item: ChecklistItem, *, by: AbstractBaseUser, reason: str) -> None:
     item._history_user = by
     item._change_reason = reason
     item.save()
-    statuses = ChecklistItem.objects.filter(use_case_id=item.use_case_id, required=True).values_list("status",
-                                                                                                     flat=True)
+    statuses = ChecklistItem.objects.filter(use_case_id=item.use_case_id, required=True).values_list(
+        "status", flat=True
+    )
     UseCase.objects.filter(pk=item.use_case_id).update(governance_status=roll_up(statuses))
 
 
@@ -512,9 +564,12 @@ def _clear_waiver(item: ChecklistItem) -> None:
 
 def _check_evidence_file(file: File | None) -> None:
     if file is not None and file.size > settings.EVIDENCE_MAX_UPLOAD_BYTES:
-        raise ValidationError({"evidence_file": _("The file has %(size)s bytes; evidence files are limited to "
-                                                  "%(limit)s bytes.")
-                               % {"size": f"{file.size:,}", "limit": f"{settings.EVIDENCE_MAX_UPLOAD_BYTES:,}"}})
+        raise ValidationError(
+            {
+                "evidence_file": _("The file has %(size)s bytes; evidence files are limited to %(limit)s bytes.")
+                % {"size": f"{file.size:,}", "limit": f"{settings.EVIDENCE_MAX_UPLOAD_BYTES:,}"}
+            }
+        )
 
 
 _UNSET: Any = object()
@@ -542,8 +597,14 @@ def record_evidence(
         if status == Status.WAIVED:
             raise ValidationError({"status": _("Waive an item with a reason (waive_item).")})
         if item.template.kind == ChecklistTemplate.Kind.AUTOMATIC:
-            raise ValidationError({"status": _("An automatic item's status comes from its rule. Fix the data it "
-                                               "checks, or ask a portfolio manager for a waiver.")})
+            raise ValidationError(
+                {
+                    "status": _(
+                        "An automatic item's status comes from its rule. Fix the data it "
+                        "checks, or ask a portfolio manager for a waiver."
+                    )
+                }
+            )
         if item.status == Status.WAIVED and status != Status.WAIVED:
             if not selectors.is_portfolio_manager(by):
                 raise PermissionDenied(_("Only a portfolio manager can lift a waiver."))
@@ -626,8 +687,9 @@ def update_item(*, item: ChecklistItem, by: AbstractBaseUser, **changes: Any) ->
         if name in changes
     }
     if status == Status.WAIVED:
-        item = waive_item(item=item, by=by, reason=changes.get("waiver_reason", ""),
-                          expires_on=changes.get("waiver_expires_on"))
+        item = waive_item(
+            item=item, by=by, reason=changes.get("waiver_reason", ""), expires_on=changes.get("waiver_expires_on")
+        )
         return record_evidence(item=item, by=by, **evidence) if evidence else item
     if "waiver_reason" in changes or "waiver_expires_on" in changes:
         raise ValidationError({"waiver_reason": _('To waive the item, send status "waived" with the reason.')})

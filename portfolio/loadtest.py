@@ -6,6 +6,7 @@ connection per request, as gunicorn's sync workers answer) send a mix of 80 % re
 dedicated token user.
 Only 127.0.0.1 is ever contacted.
 """
+
 from __future__ import annotations
 
 import io
@@ -83,8 +84,12 @@ class Result:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "duration_s": self.duration, "clients": self.clients, "gunicorn_workers": self.workers,
-            "requests": len(self.samples), "throughput_rps": self.throughput, "errors": len(self.errors),
+            "duration_s": self.duration,
+            "clients": self.clients,
+            "gunicorn_workers": self.workers,
+            "requests": len(self.samples),
+            "throughput_rps": self.throughput,
+            "errors": len(self.errors),
             "error_samples": self.errors[:20],
             "backlog_drained_s": None if self.drain_seconds in (None, float("inf")) else self.drain_seconds,
             "backlog_drained": None if self.drain_seconds is None else self.drain_seconds != float("inf"),
@@ -132,10 +137,28 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(*, port: int, workers: int, log: Callable[[str], None]) -> Iterator[None]:
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", str(workers),
-               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--timeout", "60"]
-    process = subprocess.Popen(command, cwd=Path(settings.BASE_DIR), env=os.environ.copy(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--timeout",
+        "60",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=Path(settings.BASE_DIR),
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -161,8 +184,9 @@ def gunicorn(*, port: int, workers: int, log: Callable[[str], None]) -> Iterator
             process.wait()
 
 
-def request(port: int, method: str, path: str, *, token: str | None, body: Any = None,
-            timeout: float = 30.0) -> tuple[int, bytes]:
+def request(
+    port: int, method: str, path: str, *, token: str | None, body: Any = None, timeout: float = 30.0
+) -> tuple[int, bytes]:
     """One request on its own connection, read to the end; ``(status, body)``.
 
     Plain sockets rather than ``http.client``: the clients share the machine's cores with
@@ -197,8 +221,18 @@ def request(port: int, method: str, path: str, *, token: str | None, body: Any =
 
 
 class Client(threading.Thread):
-    def __init__(self, number: int, *, port: int, token: str, ids: list[int], pages: int, deadline: float,
-                 result: Result, lock: threading.Lock):
+    def __init__(
+        self,
+        number: int,
+        *,
+        port: int,
+        token: str,
+        ids: list[int],
+        pages: int,
+        deadline: float,
+        result: Result,
+        lock: threading.Lock,
+    ):
         super().__init__(name=f"load-client-{number}", daemon=True)
         self.number, self.port, self.token, self.ids, self.pages = number, port, token, ids, pages
         self.deadline, self.result, self.lock = deadline, result, lock
@@ -213,9 +247,13 @@ class Client(threading.Thread):
             self.upserts += 1
             key = f"load-{self.number}-{self.upserts % UPSERT_KEYS}"
             body = {
-                "title": f"Load test {key}", "stage": "poc", "currency": "USD",
+                "title": f"Load test {key}",
+                "stage": "poc",
+                "currency": "USD",
                 "hours_saved_per_month": str(Decimal(self.rng.randint(0, 50_000)).scaleb(-2)),
-                "hourly_rate": "60.00", "one_time_cost": str(self.rng.randint(0, 90_000)), "horizon_months": 36,
+                "hourly_rate": "60.00",
+                "one_time_cost": str(self.rng.randint(0, 90_000)),
+                "horizon_months": 36,
             }
             return kind, "PUT", f"/api/v1/use-cases/by-external-id/{LOAD_TEAM}/{key}/", body
         if self.rng.random() < 0.5 and self.ids:
@@ -254,8 +292,14 @@ def drain(*, timeout: float) -> float:
     return time.monotonic() - started
 
 
-def run(*, duration: float, clients: int, workers: int = 2, drain_timeout: float | None = None,
-        log: Callable[[str], None] = print) -> Result:
+def run(
+    *,
+    duration: float,
+    clients: int,
+    workers: int = 2,
+    drain_timeout: float | None = None,
+    log: Callable[[str], None] = print,
+) -> Result:
     token, ids, pages = prepare()
     port = free_port()
     result = Result(duration=duration, clients=clients, workers=workers)
@@ -265,8 +309,12 @@ def run(*, duration: float, clients: int, workers: int = 2, drain_timeout: float
         for _ in range(workers * 2):
             request(port, "GET", "/api/v1/portfolio/summary/", token=token)
         started = time.monotonic()
-        threads = [Client(n, port=port, token=token, ids=ids, pages=pages, deadline=started + duration,
-                          result=result, lock=lock) for n in range(clients)]
+        threads = [
+            Client(
+                n, port=port, token=token, ids=ids, pages=pages, deadline=started + duration, result=result, lock=lock
+            )
+            for n in range(clients)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

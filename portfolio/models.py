@@ -286,7 +286,9 @@ class ProofOfConcept(models.Model):
         verbose_name_plural = _("proofs of concept")
         constraints = [
             models.CheckConstraint(
-                condition=Q(start_date__isnull=True) | Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                condition=Q(start_date__isnull=True)
+                | Q(end_date__isnull=True)
+                | Q(end_date__gte=models.F("start_date")),
                 name="poc_ends_after_start",
             ),
             models.CheckConstraint(condition=Q(cost__gte=0), name="poc_cost_non_negative"),
@@ -398,8 +400,7 @@ class Deployment(models.Model):
                 name="deployment_hours_within_a_month",
             ),
             models.CheckConstraint(
-                condition=Q(monthly_fixed_cost__gte=0)
-                & (Q(gpu_hourly_cost__isnull=True) | Q(gpu_hourly_cost__gte=0)),
+                condition=Q(monthly_fixed_cost__gte=0) & (Q(gpu_hourly_cost__isnull=True) | Q(gpu_hourly_cost__gte=0)),
                 name="deployment_costs_non_negative",
             ),
         ]
@@ -481,12 +482,18 @@ class RecomputeJob(models.Model):
     errors = models.PositiveIntegerField(_("errors"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
     currency = currency_field()
-    monthly_cost_before = models.DecimalField(_("monthly cost before"), max_digits=20, decimal_places=2, null=True,
-                                              blank=True)
-    monthly_cost_after = models.DecimalField(_("monthly cost after"), max_digits=20, decimal_places=2, null=True,
-                                             blank=True)
+    monthly_cost_before = models.DecimalField(
+        _("monthly cost before"), max_digits=20, decimal_places=2, null=True, blank=True
+    )
+    monthly_cost_after = models.DecimalField(
+        _("monthly cost after"), max_digits=20, decimal_places=2, null=True, blank=True
+    )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("requested by"),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
@@ -528,6 +535,9 @@ class RecomputeChunk(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "first_id"], name="recompute_chunk_once_per_job")]
 
+    def __str__(self):
+        return f"{self.job_id}:{self.first_id}+{self.size}"
+
 
 class PortfolioSnapshot(models.Model):
     """Portfolio totals on a day, for trend charts; the nightly job writes one a day."""
@@ -555,8 +565,22 @@ class PortfolioSnapshot(models.Model):
 
 # --- Governance --------------------------------------------------------------------------
 
-EVIDENCE_FILE_EXTENSIONS = ["pdf", "png", "jpg", "jpeg", "txt", "md", "csv", "json", "docx", "xlsx", "pptx",
-                            "odt", "ods", "odp"]
+EVIDENCE_FILE_EXTENSIONS = [
+    "pdf",
+    "png",
+    "jpg",
+    "jpeg",
+    "txt",
+    "md",
+    "csv",
+    "json",
+    "docx",
+    "xlsx",
+    "pptx",
+    "odt",
+    "ods",
+    "odp",
+]
 
 
 def evidence_upload_to(item: "ChecklistItem", filename: str) -> str:
@@ -585,8 +609,9 @@ class ChecklistTemplate(models.Model):
         LICENCE_KNOWN = "licence_known", _("Every deployed model has a known licence")
         LICENCE_COMMERCIAL_USE = "licence_commercial_use", _("The licences allow commercial use")
         LICENCE_USER_LIMIT = "licence_user_limit", _("Expected monthly active users within the licences' limits")
-        DATA_PROCESSING_AGREEMENT = "data_processing_agreement", _(
-            "Confidential or personal data reach external APIs only under a data-processing agreement"
+        DATA_PROCESSING_AGREEMENT = (
+            "data_processing_agreement",
+            _("Confidential or personal data reach external APIs only under a data-processing agreement"),
         )
         RISK_TIER = "risk_tier", _("Risk tier assessed and not unacceptable")
 
@@ -675,8 +700,10 @@ class ChecklistItem(models.Model):
     required = models.BooleanField(
         _("required"),
         default=True,
-        help_text=_("Counts for the governance status and the gate. Off for optional items and for items kept "
-                    "for their evidence or waiver after their template stopped applying."),
+        help_text=_(
+            "Counts for the governance status and the gate. Off for optional items and for items kept "
+            "for their evidence or waiver after their template stopped applying."
+        ),
     )
     detail = models.TextField(_("detail"), blank=True, help_text=_("Why the automatic rule decided as it did."))
     evidence_text = models.TextField(_("evidence"), blank=True)
@@ -689,13 +716,21 @@ class ChecklistItem(models.Model):
         validators=[FileExtensionValidator(EVIDENCE_FILE_EXTENSIONS)],
     )
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("recorded by"),
     )
     recorded_at = models.DateTimeField(_("recorded at"), null=True, blank=True)
     waiver_reason = models.TextField(_("waiver reason"), blank=True)
     waived_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("waived by"),
     )
     waived_at = models.DateTimeField(_("waived at"), null=True, blank=True)
@@ -757,12 +792,21 @@ class WebhookSubscription(models.Model):
     """
 
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("owner"),
     )
     team = models.ForeignKey(
-        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="webhook_subscriptions",
-        verbose_name=_("team"), help_text=_("Empty: the whole portfolio (portfolio managers only)."),
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="webhook_subscriptions",
+        verbose_name=_("team"),
+        help_text=_("Empty: the whole portfolio (portfolio managers only)."),
     )
     description = models.CharField(_("description"), max_length=200, blank=True)
     target_url = models.URLField(
@@ -773,7 +817,9 @@ class WebhookSubscription(models.Model):
     active = models.BooleanField(_("active"), default=True)
     disabled_reason = models.TextField(_("disabled reason"), blank=True, editable=False)
     consecutive_failures = models.PositiveIntegerField(
-        _("consecutive failures"), default=0, editable=False,
+        _("consecutive failures"),
+        default=0,
+        editable=False,
         help_text=_("Deliveries abandoned in a row since the last success."),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -792,9 +838,14 @@ class WebhookSubscription(models.Model):
             raise ValidationError({"events": _("Choose at least one event.")})
         portfolio_wide = sorted(set(self.events) & PORTFOLIO_WIDE_EVENTS) if isinstance(self.events, list) else []
         if self.team_id is not None and portfolio_wide:
-            raise ValidationError({"events": _(
-                "%(events)s concern the whole portfolio: only whole-portfolio subscriptions receive them."
-            ) % {"events": ", ".join(portfolio_wide)}})
+            raise ValidationError(
+                {
+                    "events": _(
+                        "%(events)s concern the whole portfolio: only whole-portfolio subscriptions receive them."
+                    )
+                    % {"events": ", ".join(portfolio_wide)}
+                }
+            )
 
 
 class WebhookDelivery(models.Model):

@@ -1,4 +1,5 @@
 """Reads of the portfolio, scoped to what a user may see."""
+
 from __future__ import annotations
 
 import copy
@@ -140,7 +141,10 @@ def _in_reporting_currency(rows, *, book: PriceBook, currency: str, sums: Sequen
         for name in sums:
             bucket[name] += (row[name] or Decimal(0)) * rate
     return {
-        key: {name: value if name == "count" else costing.quantize_money(value, currency) for name, value in bucket.items()}
+        key: {
+            name: value if name == "count" else costing.quantize_money(value, currency)
+            for name, value in bucket.items()
+        }
         for key, bucket in totals.items()
     }
 
@@ -148,8 +152,10 @@ def _in_reporting_currency(rows, *, book: PriceBook, currency: str, sums: Sequen
 def portfolio_summary(*, user: User, currency: str, book: PriceBook | None = None) -> dict[str, Any]:
     """Totals by team, stage and model in ``currency``, over the use cases ``user`` may see."""
     use_cases = visible_use_cases(user=user)
-    return {**summarise(use_cases=use_cases, currency=currency, book=book),
-            "compliance": compliance_summary(use_cases=use_cases)}
+    return {
+        **summarise(use_cases=use_cases, currency=currency, book=book),
+        "compliance": compliance_summary(use_cases=use_cases),
+    }
 
 
 def summarise(*, use_cases: QuerySet[UseCase], currency: str, book: PriceBook | None = None) -> dict[str, Any]:
@@ -225,7 +231,9 @@ def what_if(
     if stage:
         use_cases = use_cases.filter(stage=stage)
     deployments = (
-        Deployment.objects.filter(use_case__in=use_cases.values("pk"), model=from_model, status=Deployment.Status.ACTIVE)
+        Deployment.objects.filter(
+            use_case__in=use_cases.values("pk"), model=from_model, status=Deployment.Status.ACTIVE
+        )
         .select_related("use_case__team", "model__licence", "self_hosting_profile")
         .order_by("use_case__team__slug", "use_case__title", "pk")
     )
@@ -247,16 +255,19 @@ def what_if(
         rate = book.rate(use_case.currency, currency).rate
         current_total += current * rate
         projected_total += projected * rate
-        entry = affected.setdefault(use_case.pk, {
-            "id": use_case.pk,
-            "title": use_case.title,
-            "team": use_case.team.slug,
-            "currency": use_case.currency,
-            "current_monthly_cost": Decimal(0),
-            "projected_monthly_cost": Decimal(0),
-            "licence_findings_before": _licence_findings(from_model, use_case.expected_monthly_active_users),
-            "licence_findings_after": _licence_findings(to_model, use_case.expected_monthly_active_users),
-        })
+        entry = affected.setdefault(
+            use_case.pk,
+            {
+                "id": use_case.pk,
+                "title": use_case.title,
+                "team": use_case.team.slug,
+                "currency": use_case.currency,
+                "current_monthly_cost": Decimal(0),
+                "projected_monthly_cost": Decimal(0),
+                "licence_findings_before": _licence_findings(from_model, use_case.expected_monthly_active_users),
+                "licence_findings_after": _licence_findings(to_model, use_case.expected_monthly_active_users),
+            },
+        )
         entry["current_monthly_cost"] += current
         entry["projected_monthly_cost"] += projected
     for entry in affected.values():
@@ -390,23 +401,39 @@ def audit_trail(*, records: QuerySet) -> list[dict[str, Any]]:
                 {"field": change.field, "old": _plain(change.old), "new": _plain(change.new)}
                 for change in newer.diff_against(older).changes
             ]
-        entries.append({
-            "history_id": newer.history_id,
-            "history_date": newer.history_date,
-            "history_type": {"+": "created", "~": "changed", "-": "deleted"}[newer.history_type],
-            "history_user": newer.history_user.get_username() if newer.history_user else None,
-            "history_change_reason": newer.history_change_reason or "",
-            "changes": changes,
-        })
+        entries.append(
+            {
+                "history_id": newer.history_id,
+                "history_date": newer.history_date,
+                "history_type": {"+": "created", "~": "changed", "-": "deleted"}[newer.history_type],
+                "history_user": newer.history_user.get_username() if newer.history_user else None,
+                "history_change_reason": newer.history_change_reason or "",
+                "changes": changes,
+            }
+        )
     return entries
 
 
 # --- Web UI: lists, dashboard, break-even ---------------------------------------------------
 
-USE_CASE_ORDERINGS = frozenset({
-    "title", "-title", "team", "-team", "stage", "-stage", "monthly_cost", "-monthly_cost",
-    "roi_pct", "-roi_pct", "npv", "-npv", "updated_at", "-updated_at",
-})
+USE_CASE_ORDERINGS = frozenset(
+    {
+        "title",
+        "-title",
+        "team",
+        "-team",
+        "stage",
+        "-stage",
+        "monthly_cost",
+        "-monthly_cost",
+        "roi_pct",
+        "-roi_pct",
+        "npv",
+        "-npv",
+        "updated_at",
+        "-updated_at",
+    }
+)
 _WIDE_DECIMAL = DecimalField(max_digits=30, decimal_places=6)
 
 
@@ -475,8 +502,9 @@ def portfolio_returns(*, user: User, currency: str, book: PriceBook | None = Non
     horizon; ROI is (total benefit − total cost) / total cost × 100, as for one use case.
     """
     book = book or price_book()
-    horizon_cost = ExpressionWrapper(F("one_time_cost") + F("horizon_months") * F("monthly_cost"),
-                                     output_field=_WIDE_DECIMAL)
+    horizon_cost = ExpressionWrapper(
+        F("one_time_cost") + F("horizon_months") * F("monthly_cost"), output_field=_WIDE_DECIMAL
+    )
     horizon_benefit = ExpressionWrapper(F("horizon_months") * F("monthly_benefit"), output_field=_WIDE_DECIMAL)
     rows = (
         visible_use_cases(user=user)
@@ -488,9 +516,15 @@ def portfolio_returns(*, user: User, currency: str, book: PriceBook | None = Non
     teams: dict[str, dict[str, Any]] = {}
     for row in rows:
         rate = book.rate(row["currency"], currency).rate
-        bucket = teams.setdefault(row["team__slug"], {
-            "slug": row["team__slug"], "name": row["team__name"], "total_cost": Decimal(0), "total_benefit": Decimal(0),
-        })
+        bucket = teams.setdefault(
+            row["team__slug"],
+            {
+                "slug": row["team__slug"],
+                "name": row["team__name"],
+                "total_cost": Decimal(0),
+                "total_benefit": Decimal(0),
+            },
+        )
         for name in ("total_cost", "total_benefit"):
             value = (row[name] or Decimal(0)) * rate
             bucket[name] += value
@@ -523,11 +557,13 @@ def use_cases_needing_attention(*, user: User, limit: int = 10) -> QuerySet[UseC
             | Q(needs_recompute=True)
             | Q(computed_at__isnull=True)
         )
-        .annotate(governance_rank=Case(
-            When(governance_status=UseCase.GovernanceStatus.FAILED, then=Value(0)),
-            default=Value(1),
-            output_field=IntegerField(),
-        ))
+        .annotate(
+            governance_rank=Case(
+                When(governance_status=UseCase.GovernanceStatus.FAILED, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
         .order_by("governance_rank", F("roi_pct").asc(nulls_first=True), "title", "pk")[:limit]
     )
 
@@ -569,8 +605,10 @@ def break_even(
     book = book or price_book()
     holder = UseCase(currency=currency)  # Unsaved: prices in ``currency`` at public prices.
     hosted = Deployment(
-        use_case=holder, model=LanguageModel(key=f"self-hosted/{profile.pk}"),
-        hosting=Deployment.Hosting.SELF_HOSTED, self_hosting_profile=profile,
+        use_case=holder,
+        model=LanguageModel(key=f"self-hosted/{profile.pk}"),
+        hosting=Deployment.Hosting.SELF_HOSTED,
+        self_hosting_profile=profile,
     )
     hosted_cost = costs.deployment_cost(hosted, book, currency=currency)
     self_hosted = hosted_cost.monthly_cost
@@ -590,21 +628,28 @@ def break_even(
         if price is None:
             continue
         api = Deployment(
-            use_case=holder, model=model, hosting=Deployment.Hosting.API, requests_per_month=requests,
-            avg_input_tokens=input_tokens, avg_output_tokens=output_tokens, cached_input_ratio=cached_ratio,
+            use_case=holder,
+            model=model,
+            hosting=Deployment.Hosting.API,
+            requests_per_month=requests,
+            avg_input_tokens=input_tokens,
+            avg_output_tokens=output_tokens,
+            cached_input_ratio=cached_ratio,
         )
         api_cost = costs.deployment_cost(api, book, currency=currency).monthly_cost
         threshold = None
         if self_hosted is not None:
             in_price_currency = costing.convert(self_hosted, book.rate(currency, price.currency).rate)
             threshold = costing.break_even_requests(in_price_currency, price.token_price, usage)
-        rows.append({
-            "model": model,
-            "price": price,
-            "api_monthly_cost": None if api_cost is None else costing.quantize_money(api_cost, currency),
-            "break_even_requests": None if threshold is None else math.ceil(threshold),
-            "self_hosting_cheaper": None if api_cost is None or self_hosted is None else self_hosted < api_cost,
-        })
+        rows.append(
+            {
+                "model": model,
+                "price": price,
+                "api_monthly_cost": None if api_cost is None else costing.quantize_money(api_cost, currency),
+                "break_even_requests": None if threshold is None else math.ceil(threshold),
+                "self_hosting_cheaper": None if api_cost is None or self_hosted is None else self_hosted < api_cost,
+            }
+        )
     rows.sort(key=lambda row: (row["api_monthly_cost"] is None, row["api_monthly_cost"] or 0), reverse=False)
     return {
         "currency": currency,
@@ -628,12 +673,14 @@ def portfolio_trend(*, currency: str, limit: int = 90, book: PriceBook | None = 
             rate = book.rate(snapshot.currency, currency).rate
         except MissingRate:
             continue
-        points.append({
-            "taken_on": snapshot.taken_on,
-            "use_cases": snapshot.use_cases,
-            "monthly_cost": costing.quantize_money(snapshot.monthly_cost * rate, currency),
-            "monthly_benefit": costing.quantize_money(snapshot.monthly_benefit * rate, currency),
-        })
+        points.append(
+            {
+                "taken_on": snapshot.taken_on,
+                "use_cases": snapshot.use_cases,
+                "monthly_cost": costing.quantize_money(snapshot.monthly_cost * rate, currency),
+                "monthly_benefit": costing.quantize_money(snapshot.monthly_benefit * rate, currency),
+            }
+        )
     return points
 
 

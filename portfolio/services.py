@@ -1,4 +1,5 @@
 """Writes to the portfolio: records, and the recompute of their derived figures."""
+
 from __future__ import annotations
 
 import datetime
@@ -37,7 +38,6 @@ from pricing.models import LanguageModel
 from pricing.selectors import MissingRate, PriceBook, price_book
 
 logger = logging.getLogger(__name__)
-
 
 
 # --- Recording changes ------------------------------------------------------------------
@@ -252,7 +252,8 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
     webhooks.emit_many(WebhookEvent.USE_CASE_CREATED, [(use_case, use_case.team_id) for use_case in result.created])
     webhooks.emit_many(WebhookEvent.USE_CASE_UPDATED, [(use_case, use_case.team_id) for use_case in result.updated])
     webhooks.emit_many(
-        WebhookEvent.USE_CASE_STAGE_CHANGED, [(use_case, use_case.team_id) for use_case, _stage in moved],
+        WebhookEvent.USE_CASE_STAGE_CHANGED,
+        [(use_case, use_case.team_id) for use_case, _stage in moved],
         extras=[{"previous_stage": stage} for _use_case, stage in moved],
     )
     transaction.on_commit(_enqueue_sweep)
@@ -268,11 +269,13 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
 def _existing_use_cases(keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], UseCase]:
     """The use cases with these (team id, external id) keys, locked in id order."""
     if connection.vendor == "postgresql":
-        match = models.Q(pk__in=RawSQL(
-            f"SELECT u.id FROM {UseCase._meta.db_table} u JOIN unnest(%s::bigint[], %s::text[]) AS k(team_id, "
-            "external_id) ON u.team_id = k.team_id AND u.external_id = k.external_id",
-            [[team_id for team_id, _external_id in keys], [external_id for _team_id, external_id in keys]],
-        ))
+        match = models.Q(
+            pk__in=RawSQL(
+                f"SELECT u.id FROM {UseCase._meta.db_table} u JOIN unnest(%s::bigint[], %s::text[]) AS k(team_id, "
+                "external_id) ON u.team_id = k.team_id AND u.external_id = k.external_id",
+                [[team_id for team_id, _external_id in keys], [external_id for _team_id, external_id in keys]],
+            )
+        )
     else:
         external_ids: dict[int, set[str]] = {}
         for team_id, external_id in keys:
@@ -289,14 +292,14 @@ def _unnested(fields: Sequence[models.Field], columns: list[list[Any]]) -> tuple
     """``unnest(%s::type[], …)``, the typed column of each field to select from it, and the arrays."""
     quote = connection.ops.quote_name
     casts, selects, arrays = [], [], []
-    for field, values in zip(fields, columns, strict=True):
-        if isinstance(field, models.JSONField):
+    for model_field, values in zip(fields, columns, strict=True):
+        if isinstance(model_field, models.JSONField):
             casts.append("%s::text[]")
-            selects.append(f"v.{quote(field.column)}::jsonb")
-            values = [None if value is None else json.dumps(value, cls=field.encoder) for value in values]
+            selects.append(f"v.{quote(model_field.column)}::jsonb")
+            values = [None if value is None else json.dumps(value, cls=model_field.encoder) for value in values]
         else:
-            casts.append(f"%s::{field.cast_db_type(connection)}[]")
-            selects.append(f"v.{quote(field.column)}")
+            casts.append(f"%s::{model_field.cast_db_type(connection)}[]")
+            selects.append(f"v.{quote(model_field.column)}")
         arrays.append(values)
     return f"unnest({', '.join(casts)})", selects, arrays
 
@@ -341,18 +344,20 @@ def _update_rows(model: type[models.Model], objs: Sequence[models.Model], names:
     table, pk = quote(meta.db_table), quote(meta.pk.column)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            source, selects, arrays = _unnested(fields, [[getattr(obj, field.attname) for obj in objs]
-                                                         for field in fields])
+            source, selects, arrays = _unnested(
+                fields, [[getattr(obj, field.attname) for obj in objs] for field in fields]
+            )
             assignments = ", ".join(
                 f"{quote(field.column)} = {select}" for field, select in zip(fields[1:], selects[1:], strict=True)
             )
-            cursor.execute(f"UPDATE {table} SET {assignments} FROM {source} AS v({columns}) WHERE {table}.{pk} = v.{pk}",
-                           arrays)
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM {source} AS v({columns}) WHERE {table}.{pk} = v.{pk}", arrays
+            )
             return
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields[1:])
         for start in range(0, len(objs), 500):
-            batch = objs[start:start + 500]
+            batch = objs[start : start + 500]
             cursor.execute(
                 f"WITH v ({columns}) AS (VALUES {', '.join([row] * len(batch))}) "
                 f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{pk} = v.{pk}",
@@ -376,7 +381,7 @@ def _write_history(model: type[models.Model], objs: Sequence[models.Model], *, h
     table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
     with connection.cursor() as cursor:
         for start in range(0, len(objs), 500):
-            batch = [obj.pk for obj in objs[start:start + 500]]
+            batch = [obj.pk for obj in objs[start : start + 500]]
             cursor.execute(
                 f"INSERT INTO {quote(history._meta.db_table)} ({columns}, history_date, history_change_reason, "
                 f"history_type, history_user_id) SELECT {columns}, %s, NULL, %s, %s FROM {table} "
@@ -576,7 +581,8 @@ def _recompute_chunk_python(use_case_ids: list[int], *, book: PriceBook, reason:
         use_case.needs_recompute = False
     Deployment.objects.bulk_update(changed_deployments, ["monthly_cost", "computed_at"])
     UseCase.objects.bulk_update(
-        use_cases, ["monthly_cost", "monthly_benefit", "roi_pct", "npv", "payback_months", "computed_at", "needs_recompute"]
+        use_cases,
+        ["monthly_cost", "monthly_benefit", "roi_pct", "npv", "payback_months", "computed_at", "needs_recompute"],
     )
     CostSnapshot.objects.bulk_create(snapshots)
     return len(use_cases), [snapshot.use_case_id for snapshot in snapshots]
@@ -596,7 +602,7 @@ _CHUNK_MODELS_SQL = f"""
     SELECT model_id, bool_or(hosting = %s) FROM {Deployment._meta.db_table}
     WHERE use_case_id = ANY(%s) GROUP BY model_id
 """
-_RECOMPUTE_CHUNK_SQL = """
+_RECOMPUTE_CHUNK_SQL = f"""
 WITH prices AS (
     SELECT * FROM jsonb_to_recordset(%(prices)s::jsonb) AS x(
         model_id bigint, team_id bigint, id bigint, input numeric, output numeric, cached numeric, currency text)
@@ -609,7 +615,7 @@ WITH prices AS (
     SELECT * FROM jsonb_to_recordset(%(hosted)s::jsonb) AS x(deployment_id bigint, cost numeric, line jsonb)
 ), use_cases AS (
     SELECT u.*, coalesce((%(places)s::jsonb ->> u.currency)::integer, 2) AS places
-    FROM {use_case} u WHERE u.id = ANY(%(ids)s)
+    FROM {UseCase._meta.db_table} u WHERE u.id = ANY(%(ids)s)
 ), api AS (
     -- The team's contract price when there is one, else the public price.
     SELECT d.id, d.use_case_id, d.status, d.monthly_fixed_cost AS fixed, m.key AS model_key,
@@ -620,9 +626,9 @@ WITH prices AS (
                + d.avg_input_tokens * d.cached_input_ratio * coalesce(pc.cached, pp.cached, pc.input, pp.input)
                + d.avg_output_tokens * coalesce(pc.output, pp.output)
            ) * 0.000001 AS variable
-    FROM {deployment} d
+    FROM {Deployment._meta.db_table} d
     JOIN use_cases u ON u.id = d.use_case_id
-    JOIN {model} m ON m.id = d.model_id
+    JOIN {LanguageModel._meta.db_table} m ON m.id = d.model_id
     LEFT JOIN prices pc ON pc.model_id = d.model_id AND pc.team_id = u.team_id
     LEFT JOIN prices pp ON pp.model_id = d.model_id AND pp.team_id IS NULL AND pc.id IS NULL
     WHERE d.hosting <> %(self_hosted)s
@@ -635,9 +641,9 @@ WITH prices AS (
     FROM api a LEFT JOIN rates r ON r.source = a.source AND r.target = a.target
     UNION ALL
     SELECT h.deployment_id, d.use_case_id, d.status, u.places, NULL, NULL, NULL, NULL, h.cost, h.line
-    FROM hosted h JOIN {deployment} d ON d.id = h.deployment_id JOIN use_cases u ON u.id = d.use_case_id
+    FROM hosted h JOIN {Deployment._meta.db_table} d ON d.id = h.deployment_id JOIN use_cases u ON u.id = d.use_case_id
 ), deployments_written AS (
-    UPDATE {deployment} d SET monthly_cost = round(c.cost, c.places), computed_at = %(now)s
+    UPDATE {Deployment._meta.db_table} d SET monthly_cost = round(c.cost, c.places), computed_at = %(now)s
     FROM costs c
     WHERE d.id = c.id AND (d.monthly_cost IS DISTINCT FROM round(c.cost, c.places) OR d.computed_at IS NULL)
 ), per_use_case AS (
@@ -687,24 +693,19 @@ WITH prices AS (
     FROM costs c JOIN compared x ON x.id = c.use_case_id AND x.changed
     GROUP BY c.use_case_id
 ), snapshots_written AS (
-    INSERT INTO {snapshot} (use_case_id, created_at, priced_on, reason, currency, monthly_cost,
+    INSERT INTO {CostSnapshot._meta.db_table} (use_case_id, created_at, priced_on, reason, currency, monthly_cost,
                             previous_monthly_cost, monthly_benefit, roi_pct, npv, payback_months, breakdown)
     SELECT x.id, %(now)s, %(on)s, %(reason)s, x.currency, x.new_cost, x.old_cost, x.new_benefit, x.new_roi,
            x.new_npv, x.new_payback, coalesce(b.breakdown, jsonb_build_array())
     FROM compared x LEFT JOIN breakdowns b ON b.use_case_id = x.id
     WHERE x.changed
 )
-UPDATE {use_case} u
+UPDATE {UseCase._meta.db_table} u
 SET monthly_cost = c.new_cost, monthly_benefit = c.new_benefit, roi_pct = c.new_roi, npv = c.new_npv,
     payback_months = c.new_payback, computed_at = %(now)s, needs_recompute = false
 FROM compared c WHERE u.id = c.id
 RETURNING u.id, c.changed
-""".format(
-    use_case=UseCase._meta.db_table,
-    deployment=Deployment._meta.db_table,
-    snapshot=CostSnapshot._meta.db_table,
-    model=LanguageModel._meta.db_table,
-)
+"""
 
 # The annuity factor per (annual rate, horizon) is the same for every chunk.
 _annuity_factor = functools.lru_cache(maxsize=2048)(costing.annuity_factor)
@@ -726,24 +727,29 @@ def _recompute_chunk_sql(use_case_ids: list[int], *, book: PriceBook, reason: st
         no_price = _("No price for %(model)s in force on %(date)s.") % {"model": "\x00", "date": book.on}
         no_price_before, _marker, no_price_after = no_price.partition("\x00")
         annual_rate = settings.ANNUAL_DISCOUNT_RATE
-        cursor.execute(_RECOMPUTE_CHUNK_SQL, {
-            "ids": ids,
-            "prices": json.dumps(prices),
-            "rates": json.dumps(rates),
-            "factors": json.dumps([
-                {"horizon": horizon, "factor": str(_annuity_factor(annual_rate, horizon))}
-                for horizon in {row[2] for row in locked}
-            ]),
-            "hosted": json.dumps(hosted),
-            "places": json.dumps(costing.CURRENCY_DECIMALS),
-            "self_hosted": Deployment.Hosting.SELF_HOSTED,
-            "active": Deployment.Status.ACTIVE,
-            "no_price_before": no_price_before,
-            "no_price_after": no_price_after,
-            "now": now,
-            "on": book.on,
-            "reason": reason[:200],
-        })
+        cursor.execute(
+            _RECOMPUTE_CHUNK_SQL,
+            {
+                "ids": ids,
+                "prices": json.dumps(prices),
+                "rates": json.dumps(rates),
+                "factors": json.dumps(
+                    [
+                        {"horizon": horizon, "factor": str(_annuity_factor(annual_rate, horizon))}
+                        for horizon in {row[2] for row in locked}
+                    ]
+                ),
+                "hosted": json.dumps(hosted),
+                "places": json.dumps(costing.CURRENCY_DECIMALS),
+                "self_hosted": Deployment.Hosting.SELF_HOSTED,
+                "active": Deployment.Status.ACTIVE,
+                "no_price_before": no_price_before,
+                "no_price_after": no_price_after,
+                "now": now,
+                "on": book.on,
+                "reason": reason[:200],
+            },
+        )
         written = cursor.fetchall()
     return len(written), sorted(pk for pk, changed in written if changed)
 
@@ -790,11 +796,13 @@ def _self_hosted_costs(use_case_ids: list[int], *, book: PriceBook) -> list[dict
     hosted = []
     for deployment in deployments:
         cost = costs.deployment_cost(deployment, book, currency=deployment.use_case.currency)
-        hosted.append({
-            "deployment_id": deployment.pk,
-            "cost": None if cost.monthly_cost is None else str(cost.monthly_cost),
-            "line": cost.line,
-        })
+        hosted.append(
+            {
+                "deployment_id": deployment.pk,
+                "cost": None if cost.monthly_cost is None else str(cost.monthly_cost),
+                "line": cost.line,
+            }
+        )
     return hosted
 
 
@@ -858,7 +866,7 @@ def _id_chunks(queryset: models.QuerySet, *, field: str = "pk") -> Iterator[list
         ids = ids.distinct()
     last = 0
     while True:
-        chunk = list(ids.filter(**{f"{field}__gt": last})[:settings.RECOMPUTE_CHUNK_SIZE])
+        chunk = list(ids.filter(**{f"{field}__gt": last})[: settings.RECOMPUTE_CHUNK_SIZE])
         if not chunk:
             return
         yield chunk
@@ -975,7 +983,9 @@ def requeue_lost_jobs(*, older_than_seconds: int = 60) -> int:
     """Re-enqueue jobs still queued a while after creation (their enqueue failed)."""
     cutoff = timezone.now() - datetime.timedelta(seconds=older_than_seconds)
     ids = list(
-        RecomputeJob.objects.filter(status=RecomputeJob.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True)
+        RecomputeJob.objects.filter(status=RecomputeJob.Status.QUEUED, created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
     )
     for job_id in ids:
         _enqueue_job(job_id)
@@ -1008,8 +1018,10 @@ def take_portfolio_snapshot(*, on: datetime.date | None = None) -> PortfolioSnap
 
 
 def _json_money(groups: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {key: {name: str(value) if isinstance(value, Decimal) else value for name, value in row.items()}
-            for key, row in groups.items()}
+    return {
+        key: {name: str(value) if isinstance(value, Decimal) else value for name, value in row.items()}
+        for key, row in groups.items()
+    }
 
 
 # --- Team memberships ----------------------------------------------------------------------

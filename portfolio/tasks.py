@@ -1,4 +1,5 @@
 """Celery tasks: thin, idempotent wrappers around services that take ids."""
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,13 @@ logger = logging.getLogger(__name__)
 # visibility timeout, so a waiting retry is never handed out twice, and ten retries ride
 # out a database restart of half a minute or more; a longer outage leaves the flags to
 # the sweep.
-RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "retry_backoff_max": 8, "max_retries": 10,
-         "acks_late": True}
+RETRY = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 8,
+    "max_retries": 10,
+    "acks_late": True,
+}
 
 
 @shared_task(**RETRY)

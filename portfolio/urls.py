@@ -13,8 +13,9 @@ urlpatterns = [
     path("use-cases/<int:pk>/edit/", views.UseCaseUpdateView.as_view(), name="usecase-update"),
     path("use-cases/<int:pk>/figures/", views.UseCaseFiguresView.as_view(), name="usecase-figures"),
     path("use-cases/<int:pk>/stage/", views.UseCaseMoveView.as_view(), name="usecase-move"),
-    path("use-cases/<int:use_case_pk>/deployments/new/", views.DeploymentCreateView.as_view(),
-         name="deployment-create"),
+    path(
+        "use-cases/<int:use_case_pk>/deployments/new/", views.DeploymentCreateView.as_view(), name="deployment-create"
+    ),
     path("deployments/<int:pk>/edit/", views.DeploymentUpdateView.as_view(), name="deployment-update"),
     path("use-cases/<int:use_case_pk>/pocs/new/", views.ProofOfConceptCreateView.as_view(), name="poc-create"),
     path("pocs/<int:pk>/edit/", views.ProofOfConceptUpdateView.as_view(), name="poc-update"),

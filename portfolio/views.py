@@ -4,6 +4,7 @@ Scoping comes from the selectors (another team's record is a 404); portfolio-wid
 are for portfolio managers (403 for others). Partial templates (``_*.html``) answer htmx
 requests; every action also works as a plain form post.
 """
+
 from __future__ import annotations
 
 import csv
@@ -110,8 +111,13 @@ class UseCaseFormMixin(LoginRequiredMixin):
         try:
             use_case = form.save_through_service()
         except services.StaleVersion:
-            form.add_error(None, _("Someone else changed this use case while you were editing it. "
-                                   "Open it again to see their change, then redo yours."))
+            form.add_error(
+                None,
+                _(
+                    "Someone else changed this use case while you were editing it. "
+                    "Open it again to see their change, then redo yours."
+                ),
+            )
             return self.form_invalid(form)
         except governance.GateRefused as refusal:
             form.add_error(None, str(refusal))
@@ -146,8 +152,9 @@ def render_use_case(request, use_case: UseCase, *, status: int = 200, **extra):
         "deployments": list(use_case.deployments.all()),
         "pocs": list(use_case.pocs.all()),
         "cost_history": list(selectors.cost_history(use_case=use_case)),
-        "frameworks": [GovernanceFramework(value).label for value in use_case.frameworks
-                       if value in GovernanceFramework.values],
+        "frameworks": [
+            GovernanceFramework(value).label for value in use_case.frameworks if value in GovernanceFramework.values
+        ],
         "checklist": checklist,
         "checklist_blocking": sum(1 for item in checklist if item.required and item.status not in item.CLEARED),
         "stage_form": forms.StageForm(initial={"stage": use_case.stage, "expected_version": use_case.version}),
@@ -184,8 +191,9 @@ class UseCaseMoveView(LoginRequiredMixin, View):
                 )
             except governance.GateRefused as refusal:
                 fresh = get_object_or_404(selectors.use_case_detail(user=request.user), pk=pk)
-                return render_use_case(request, fresh, status=409, gate_refusal=refusal,
-                                       refused_stage=UseCase.Stage(refusal.stage).label)
+                return render_use_case(
+                    request, fresh, status=409, gate_refusal=refusal, refused_stage=UseCase.Stage(refusal.stage).label
+                )
             except services.StaleVersion:
                 messages.error(request, _("The use case changed since you opened it; here it is as it is now."))
                 return redirect(use_case_url(pk))
@@ -242,8 +250,12 @@ class ChecklistWaiveView(ManagerRequiredMixin, View):
         form = forms.WaiverForm(request.POST)
         if form.is_valid():
             try:
-                governance.waive_item(item=item, by=request.user, reason=form.cleaned_data["waiver_reason"],
-                                      expires_on=form.cleaned_data["waiver_expires_on"])
+                governance.waive_item(
+                    item=item,
+                    by=request.user,
+                    reason=form.cleaned_data["waiver_reason"],
+                    expires_on=form.cleaned_data["waiver_expires_on"],
+                )
             except ValidationError as error:
                 _report_errors(request, error)
             else:
@@ -346,8 +358,15 @@ def run_what_if(form: forms.WhatIfForm, *, user, currency: str, book) -> dict | 
     if not form.is_bound or not form.is_valid():
         return None
     data = form.cleaned_data
-    return selectors.what_if(user=user, from_model=data["from_model"], to_model=data["to_model"],
-                             team=data["team"], stage=data["stage"] or None, currency=currency, book=book)
+    return selectors.what_if(
+        user=user,
+        from_model=data["from_model"],
+        to_model=data["to_model"],
+        team=data["team"],
+        stage=data["stage"] or None,
+        currency=currency,
+        book=book,
+    )
 
 
 class DashboardView(ManagerRequiredMixin, TemplateView):
@@ -368,9 +387,7 @@ class DashboardView(ManagerRequiredMixin, TemplateView):
         ]
         by_model = sorted(summary["by_model"].items(), key=lambda item: item[1]["monthly_cost"], reverse=True)
         requested = self.request.GET.get("job", "")
-        current_job = next(
-            (job for job in jobs if str(job.pk) == requested or job.status in JOB_RUNNING), None
-        )
+        current_job = next((job for job in jobs if str(job.pk) == requested or job.status in JOB_RUNNING), None)
         return super().get_context_data(
             currency=currency,
             currencies=currencies,
@@ -422,8 +439,9 @@ class WhatIfView(ManagerRequiredMixin, View):
         currency, _currencies = dashboard_currency(request)
         form = forms.WhatIfForm(request.GET, user=request.user)
         result = run_what_if(form, user=request.user, currency=currency, book=pricing_selectors.price_book())
-        return render(request, "portfolio/_whatif_result.html",
-                      {"whatif_form": form, "whatif": result, "currency": currency})
+        return render(
+            request, "portfolio/_whatif_result.html", {"whatif_form": form, "whatif": result, "currency": currency}
+        )
 
 
 class RecomputeStartView(ManagerRequiredMixin, View):
@@ -528,13 +546,20 @@ class UseCaseImportView(LoginRequiredMixin, View):
         token = None
         if not plan.has_errors:
             # Kept for the confirmation; the signed token names it and who uploaded it.
-            name = default_storage.save(f"imports/{uuid.uuid4().hex}{PurePath(upload.name).suffix.lower()}",
-                                        ContentFile(content))
+            name = default_storage.save(
+                f"imports/{uuid.uuid4().hex}{PurePath(upload.name).suffix.lower()}", ContentFile(content)
+            )
             token = signing.dumps({"name": name, "user": request.user.pk}, salt=IMPORT_SALT)
-        return render(request, self.template_name, {
-            "form": forms.ImportForm(), "plan": plan, "filename": upload.name,
-            "confirm_form": forms.ImportConfirmForm(initial={"token": token}) if token else None,
-        })
+        return render(
+            request,
+            self.template_name,
+            {
+                "form": forms.ImportForm(),
+                "plan": plan,
+                "filename": upload.name,
+                "confirm_form": forms.ImportConfirmForm(initial={"token": token}) if token else None,
+            },
+        )
 
 
 def preview(plan: forms.ImportPlan) -> forms.ImportPlan:
@@ -571,10 +596,16 @@ class UseCaseImportConfirmView(LoginRequiredMixin, View):
                 plan.record_errors(error)
             else:
                 default_storage.delete(name)
-                messages.success(request, _("Imported: %(created)s use cases created, %(updated)s updated.")
-                                 % {"created": len(result.created), "updated": len(result.updated)})
+                messages.success(
+                    request,
+                    _("Imported: %(created)s use cases created, %(updated)s updated.")
+                    % {"created": len(result.created), "updated": len(result.updated)},
+                )
                 return redirect("portfolio:usecase-list")
         default_storage.delete(name)
-        return render(request, "portfolio/usecase_import.html",
-                      {"form": forms.ImportForm(), "plan": plan, "filename": "", "confirm_form": None}, status=400)
-
+        return render(
+            request,
+            "portfolio/usecase_import.html",
+            {"form": forms.ImportForm(), "plan": plan, "filename": "", "confirm_form": None},
+            status=400,
+        )

@@ -16,6 +16,7 @@ later one is left to the sweep, which queues it once it is due. (Redis hands a t
 that waits longer than the visibility timeout to a worker again, so long countdowns
 would pile up copies in the queue.)
 """
+
 from __future__ import annotations
 
 import datetime
@@ -169,10 +170,13 @@ def resolve_target(url: str, *, allow_private: bool | None = None) -> Target:
     if not allow_private:
         refused = [address for address in addresses if not is_public_address(address)]
         if refused:
-            raise TargetRefused(_(
-                "%(host)s resolves to %(address)s, a loopback, private, link-local, multicast or reserved "
-                "address: webhooks go to public addresses only."
-            ) % {"host": host, "address": refused[0]})
+            raise TargetRefused(
+                _(
+                    "%(host)s resolves to %(address)s, a loopback, private, link-local, multicast or reserved "
+                    "address: webhooks go to public addresses only."
+                )
+                % {"host": host, "address": refused[0]}
+            )
     # Percent-encoded as HTTP needs it; what is already encoded stays as it is.
     path = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe="!#$%&'()*+,/:;=?@[]~")
     return Target(scheme=parts.scheme, host=host, port=port, path=path, addresses=addresses)
@@ -201,7 +205,12 @@ def create_subscription(
 ) -> WebhookSubscription:
     """Subscribe ``target_url`` to ``events``; the generated secret is on the returned row."""
     subscription = WebhookSubscription(
-        owner=owner, team=team, target_url=target_url, events=events, description=description, active=active,
+        owner=owner,
+        team=team,
+        target_url=target_url,
+        events=events,
+        description=description,
+        active=active,
         secret=new_secret(),
     )
     subscription.full_clean()
@@ -213,8 +222,8 @@ def create_subscription(
 @transaction.atomic
 def update_subscription(*, subscription: WebhookSubscription, **fields: Any) -> WebhookSubscription:
     """Change a subscription; turning a disabled one back on clears its failures and the reason."""
-    was_active = WebhookSubscription.objects.select_for_update().values_list("active", flat=True).get(
-        pk=subscription.pk
+    was_active = (
+        WebhookSubscription.objects.select_for_update().values_list("active", flat=True).get(pk=subscription.pk)
     )
     for name, value in fields.items():
         setattr(subscription, name, value)
@@ -273,13 +282,19 @@ def emit_many(
     deliveries = []
     for (index, _subject, receivers), shown in zip(wanted, data, strict=True):
         event_id = uuid.uuid4()
-        payload = {"id": str(event_id), "type": event, "created_at": created_at, "data": shown,
-                   **(extras[index] if extras else {})}
+        payload = {
+            "id": str(event_id),
+            "type": event,
+            "created_at": created_at,
+            "data": shown,
+            **(extras[index] if extras else {}),
+        }
         # Stored as the JSON it is sent as: decimals, dates and ids already strings.
         payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
         deliveries += [
-            WebhookDelivery(subscription=subscription, event_type=event, event_id=event_id, payload=payload,
-                            next_attempt_at=now)
+            WebhookDelivery(
+                subscription=subscription, event_type=event, event_id=event_id, payload=payload, next_attempt_at=now
+            )
             for subscription in receivers
         ]
     WebhookDelivery.objects.bulk_create(deliveries)
@@ -309,7 +324,7 @@ def _represent(subjects: list[Subject]) -> list[dict[str, Any]]:
         fresh: dict[int, models.Model] = {}
         pks = [instance.pk for _position, instance in rows]
         for start in range(0, len(pks), _LOOKUP_CHUNK_SIZE):
-            chunk = pks[start:start + _LOOKUP_CHUNK_SIZE]
+            chunk = pks[start : start + _LOOKUP_CHUNK_SIZE]
             fresh.update((row.pk, row) for row in model.objects.select_related(*related).filter(pk__in=chunk))
         for position, instance in rows:
             represented[position] = dict(serializer_class(fresh.get(instance.pk, instance)).data)
@@ -365,8 +380,11 @@ def redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     if not delivery.subscription.active:
         raise ValidationError({"subscription": _("The subscription is disabled: turn it back on first.")})
     copy = WebhookDelivery.objects.create(
-        subscription=delivery.subscription, event_type=delivery.event_type, event_id=delivery.event_id,
-        payload=delivery.payload, next_attempt_at=timezone.now(),
+        subscription=delivery.subscription,
+        event_type=delivery.event_type,
+        event_id=delivery.event_id,
+        payload=delivery.payload,
+        next_attempt_at=timezone.now(),
     )
     transaction.on_commit(lambda: enqueue([copy.pk]))
     return copy
@@ -503,8 +521,13 @@ def _record(delivery: WebhookDelivery, subscription: WebhookSubscription, outcom
     deliveries = WebhookDelivery.objects.filter(pk=delivery.pk)
     subscriptions = WebhookSubscription.objects.filter(pk=subscription.pk)
     if outcome.delivered:
-        deliveries.update(status=Status.DELIVERED, delivered_at=now, next_attempt_at=None,
-                          last_status_code=outcome.status_code, last_error="")
+        deliveries.update(
+            status=Status.DELIVERED,
+            delivered_at=now,
+            next_attempt_at=None,
+            last_status_code=outcome.status_code,
+            last_error="",
+        )
         subscriptions.exclude(consecutive_failures=0).update(consecutive_failures=0)
         return
     failure = {"last_status_code": outcome.status_code, "last_error": outcome.error[:2000]}
@@ -526,8 +549,11 @@ def _record(delivery: WebhookDelivery, subscription: WebhookSubscription, outcom
             disabled_reason=_(
                 "Disabled on %(when)s: %(count)s deliveries in a row were abandoned after %(attempts)s attempts "
                 "each. Last error: %(error)s. Fix the receiver, then turn the subscription back on."
-            ) % {
-                "when": now.strftime("%Y-%m-%d %H:%M UTC"), "count": settings.WEBHOOK_DISABLE_AFTER,
-                "attempts": settings.WEBHOOK_MAX_ATTEMPTS, "error": outcome.error[:500],
+            )
+            % {
+                "when": now.strftime("%Y-%m-%d %H:%M UTC"),
+                "count": settings.WEBHOOK_DISABLE_AFTER,
+                "attempts": settings.WEBHOOK_MAX_ATTEMPTS,
+                "error": outcome.error[:500],
             },
         )

@@ -26,8 +26,15 @@ class LicenceAdmin(SimpleHistoryAdmin):
 class PriceInline(admin.TabularInline):
     model = Price
     extra = 0
-    fields = ["effective_from", "team", "input_per_million", "output_per_million", "cached_input_per_million",
-              "currency", "source"]
+    fields = [
+        "effective_from",
+        "team",
+        "input_per_million",
+        "output_per_million",
+        "cached_input_per_million",
+        "currency",
+        "source",
+    ]
     readonly_fields = fields
     can_delete = False
     show_change_link = True
@@ -52,8 +59,16 @@ class LanguageModelAdmin(admin.ModelAdmin):
 class PriceAdmin(SimpleHistoryAdmin):
     """Prices are added, never edited: a correction is a new row from its date."""
 
-    list_display = ["model", "effective_from", "team", "input_per_million", "output_per_million",
-                    "cached_input_per_million", "currency", "source"]
+    list_display = [
+        "model",
+        "effective_from",
+        "team",
+        "input_per_million",
+        "output_per_million",
+        "cached_input_per_million",
+        "currency",
+        "source",
+    ]
     list_filter = ["source", "currency", "model__provider"]
     list_select_related = ["model", "team"]
     search_fields = ["model__key", "model__display_name"]
@@ -70,10 +85,22 @@ class PriceAdmin(SimpleHistoryAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def save_model(self, request, obj, form, change):
-        saved = services.add_price(**{field: form.cleaned_data[field] for field in (
-            "model", "team", "input_per_million", "output_per_million", "cached_input_per_million",
-            "currency", "effective_from", "source", "source_url",
-        )})
+        saved = services.add_price(
+            **{
+                field: form.cleaned_data[field]
+                for field in (
+                    "model",
+                    "team",
+                    "input_per_million",
+                    "output_per_million",
+                    "cached_input_per_million",
+                    "currency",
+                    "effective_from",
+                    "source",
+                    "source_url",
+                )
+            }
+        )
         obj.pk, obj.created_at = saved.pk, saved.created_at
 
 
@@ -104,22 +131,49 @@ class GpuRateAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        saved = services.add_gpu_rate(**{field: form.cleaned_data[field] for field in (
-            "gpu_type", "hourly_cost", "currency", "effective_from", "source",
-        )})
+        saved = services.add_gpu_rate(
+            **{
+                field: form.cleaned_data[field]
+                for field in (
+                    "gpu_type",
+                    "hourly_cost",
+                    "currency",
+                    "effective_from",
+                    "source",
+                )
+            }
+        )
         obj.pk, obj.created_at = saved.pk, saved.created_at
 
 
 @admin.register(SelfHostingProfile)
 class SelfHostingProfileAdmin(admin.ModelAdmin):
-    list_display = ["name", "gpu_type", "gpu_count", "gpu_hourly_cost", "capex", "throughput_tokens_per_s",
-                    "utilisation", "currency"]
+    list_display = [
+        "name",
+        "gpu_type",
+        "gpu_count",
+        "gpu_hourly_cost",
+        "capex",
+        "throughput_tokens_per_s",
+        "utilisation",
+        "currency",
+    ]
     search_fields = ["name", "gpu_type"]
     fieldsets = [
         (None, {"fields": ["name", "currency"]}),
         (_("GPUs"), {"fields": ["gpu_type", "gpu_count", "gpu_hourly_cost", "hours_per_month"]}),
-        (_("Owned hardware"), {"fields": ["capex", "salvage_ratio", "amortisation_months", "power_monthly_cost",
-                                          "operations_monthly_cost"]}),
+        (
+            _("Owned hardware"),
+            {
+                "fields": [
+                    "capex",
+                    "salvage_ratio",
+                    "amortisation_months",
+                    "power_monthly_cost",
+                    "operations_monthly_cost",
+                ]
+            },
+        ),
         (_("Performance"), {"fields": ["throughput_tokens_per_s", "utilisation"]}),
     ]
 

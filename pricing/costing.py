@@ -3,6 +3,7 @@
 Pure Python: no Django, no I/O. Every function takes and returns ``Decimal`` and keeps
 full precision; callers quantize once, at the edge, with :func:`quantize_money`.
 """
+
 from __future__ import annotations
 
 import math
@@ -80,9 +81,7 @@ def cost_per_request(price: TokenPrice, usage: ApiUsage) -> Decimal:
     cached = usage.input_tokens * usage.cached_ratio
     uncached = usage.input_tokens - cached
     return (
-        uncached * price.input
-        + cached * price.cached_input_or_input
-        + usage.output_tokens * price.output
+        uncached * price.input + cached * price.cached_input_or_input + usage.output_tokens * price.output
     ) / ONE_MILLION
 
 
@@ -148,9 +147,7 @@ def effective_price_per_million(
     return hourly_cost / tokens_per_hour * ONE_MILLION
 
 
-def break_even_requests(
-    self_hosted_monthly_cost: Decimal, price: TokenPrice, usage: ApiUsage
-) -> Decimal | None:
+def break_even_requests(self_hosted_monthly_cost: Decimal, price: TokenPrice, usage: ApiUsage) -> Decimal | None:
     """Monthly requests above which self-hosting is cheaper than the API.
 
     ``usage`` gives the shape of one request (its ``requests`` is ignored). ``None``

@@ -8,9 +8,7 @@ currency_validator = RegexValidator(r"^[A-Z]{3}$", _("Use a three-letter ISO 421
 
 
 def currency_field(**kwargs) -> models.CharField:
-    return models.CharField(
-        _("currency"), max_length=3, default="USD", validators=[currency_validator], **kwargs
-    )
+    return models.CharField(_("currency"), max_length=3, default="USD", validators=[currency_validator], **kwargs)
 
 
 def per_million_price_field(verbose_name, **kwargs) -> models.DecimalField:

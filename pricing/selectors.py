@@ -1,4 +1,5 @@
 """Reads of the price catalogue: what is in force on a date."""
+
 from __future__ import annotations
 
 import datetime
@@ -94,8 +95,14 @@ def price_book(*, on: datetime.date | None = None, model_ids: Iterable[int] | No
         prices = prices.filter(model_id__in=set(model_ids))
     price_rows = _latest_per_key(
         prices.order_by("model_id", "team_id", "-effective_from").values_list(
-            "id", "model_id", "team_id", "input_per_million", "output_per_million",
-            "cached_input_per_million", "currency", "effective_from",
+            "id",
+            "model_id",
+            "team_id",
+            "input_per_million",
+            "output_per_million",
+            "cached_input_per_million",
+            "currency",
+            "effective_from",
         ),
         key=lambda row: (row[1], row[2]),
     )
@@ -123,7 +130,9 @@ def price_book(*, on: datetime.date | None = None, model_ids: Iterable[int] | No
             )
             for key, row in price_rows.items()
         },
-        gpu_rates={key: GpuRateInForce(id=row[0], hourly_cost=row[2], currency=row[3]) for key, row in gpu_rows.items()},
+        gpu_rates={
+            key: GpuRateInForce(id=row[0], hourly_cost=row[2], currency=row[3]) for key, row in gpu_rows.items()
+        },
         exchange_rates={key: RateInForce(id=row[0], rate=row[3], as_of=row[4]) for key, row in rate_rows.items()},
     )
 
@@ -148,7 +157,6 @@ def list_models() -> QuerySet[LanguageModel]:
 
 def list_exchange_rates() -> QuerySet[ExchangeRate]:
     return ExchangeRate.objects.order_by("base", "quote", "-as_of", "pk")
-
 
 
 def list_self_hosting_profiles() -> QuerySet[SelfHostingProfile]:

@@ -1,4 +1,5 @@
 """Writes to the price catalogue. Prices are added, never edited in place."""
+
 from __future__ import annotations
 
 import datetime
@@ -17,7 +18,16 @@ from simple_history.utils import bulk_create_with_history
 from portfolio import services as portfolio_services
 from portfolio import webhooks
 from portfolio.models import Team, WebhookEvent
-from pricing.models import ExchangeRate, GpuRate, SelfHostingProfile, LanguageModel, Licence, Price, Provider, currency_validator
+from pricing.models import (
+    ExchangeRate,
+    GpuRate,
+    LanguageModel,
+    Licence,
+    Price,
+    Provider,
+    SelfHostingProfile,
+    currency_validator,
+)
 
 
 @transaction.atomic
@@ -60,8 +70,9 @@ def add_gpu_rate(
     *, gpu_type: str, hourly_cost: Decimal, effective_from: datetime.date, currency: str = "USD", source: str = ""
 ) -> GpuRate:
     """Add a GPU-hour price from its date, and reprice self-hosted deployments."""
-    rate = GpuRate(gpu_type=gpu_type, hourly_cost=hourly_cost, currency=currency, effective_from=effective_from,
-                   source=source)
+    rate = GpuRate(
+        gpu_type=gpu_type, hourly_cost=hourly_cost, currency=currency, effective_from=effective_from, source=source
+    )
     rate.full_clean()
     rate.save()
     portfolio_services.flag_self_hosted_use_cases(reason=f"New {gpu_type} GPU rate from {effective_from}")
@@ -150,7 +161,7 @@ class _Entry:
 def _chunks(items: Iterable, size: int = LOOKUP_CHUNK_SIZE) -> Iterator[list]:
     items = list(items)
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _derived_model_key(name: str, provider_key: str) -> str:
@@ -330,8 +341,14 @@ def _prices_by_scope(model_ids: Iterable[int]) -> dict[tuple[int, int | None], l
             Price.objects.filter(model_id__in=chunk)
             .order_by("-effective_from")
             .values_list(
-                "model_id", "team_id", "effective_from", "input_per_million", "output_per_million",
-                "cached_input_per_million", "currency", named=True,
+                "model_id",
+                "team_id",
+                "effective_from",
+                "input_per_million",
+                "output_per_million",
+                "cached_input_per_million",
+                "currency",
+                named=True,
             )
         )
         for row in rows:
@@ -357,9 +374,7 @@ def _create_models(entries: list[_Entry]) -> int:
         return 0
     provider_keys = {entry.provider_key for entry in new.values()}
     providers = dict(Provider.objects.filter(key__in=provider_keys).values_list("key", "pk"))
-    Provider.objects.bulk_create(
-        [Provider(key=key, name=key) for key in sorted(provider_keys - providers.keys())]
-    )
+    Provider.objects.bulk_create([Provider(key=key, name=key) for key in sorted(provider_keys - providers.keys())])
     providers = dict(Provider.objects.filter(key__in=provider_keys).values_list("key", "pk"))
     LanguageModel.objects.bulk_create(
         [
@@ -400,8 +415,13 @@ def import_prices(
     for name, raw in entries.items():
         try:
             entry = _parse_entry(
-                name, raw, effective_from=effective_from, currency=currency, source_url=source_url,
-                licences=licences, teams=teams,
+                name,
+                raw,
+                effective_from=effective_from,
+                currency=currency,
+                source_url=source_url,
+                licences=licences,
+                teams=teams,
             )
         except _Skip as skip:
             report.skipped.append((name, str(skip)))

@@ -1,4 +1,5 @@
 """Catalogue pages: models with their licences, price history, and the self-hosting break-even."""
+
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import get_object_or_404
@@ -48,14 +49,21 @@ class BreakEvenView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         currencies = selectors.known_currencies(also=[settings.REPORTING_CURRENCY])
         bound = "profile" in self.request.GET
-        form = BreakEvenForm(self.request.GET if bound else None, currencies=currencies,
-                             initial={"currency": settings.REPORTING_CURRENCY})
+        form = BreakEvenForm(
+            self.request.GET if bound else None,
+            currencies=currencies,
+            initial={"currency": settings.REPORTING_CURRENCY},
+        )
         result = None
         if bound and form.is_valid():
             data = form.cleaned_data
             result = portfolio_selectors.break_even(
-                profile=data["profile"], requests=data["requests_per_month"], input_tokens=data["avg_input_tokens"],
-                output_tokens=data["avg_output_tokens"], cached_ratio=data["cached_input_ratio"],
-                currency=data["currency"], models=list(selectors.list_models().order_by("display_name")),
+                profile=data["profile"],
+                requests=data["requests_per_month"],
+                input_tokens=data["avg_input_tokens"],
+                output_tokens=data["avg_output_tokens"],
+                cached_ratio=data["cached_input_ratio"],
+                currency=data["currency"],
+                models=list(selectors.list_models().order_by("display_name")),
             )
         return super().get_context_data(form=form, result=result, **kwargs)

@@ -11,7 +11,6 @@ from django.utils import translation
 from pricing.models import LanguageModel
 from tests.factories import MembershipFactory, TeamFactory, UserFactory, make_manager
 
-
 # Figures the fault, load and fuzzing tests measured, printed at the end of the run
 # (docs/operations.md quotes them).
 MEASURED: list[str] = []

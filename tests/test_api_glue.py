@@ -1,5 +1,6 @@
 """The shared REST framework glue: token authentication, serializer fields built once per class,
 filters on lists only, writes answered without reading relations again."""
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -29,18 +30,19 @@ def test_each_serializer_gets_its_own_fields():
 
 
 def test_fields_are_derived_once_per_class(monkeypatch):
-    UseCaseSerializer().fields  # Derived and kept.
+    _ = UseCaseSerializer().fields  # Derived and kept.
     derivations = []
     original = UseCaseSerializer.build_field
-    monkeypatch.setattr(UseCaseSerializer, "build_field",
-                        lambda self, *args: derivations.append(args[0]) or original(self, *args))
-    UseCaseSerializer().fields
+    monkeypatch.setattr(
+        UseCaseSerializer, "build_field", lambda self, *args: derivations.append(args[0]) or original(self, *args)
+    )
+    _ = UseCaseSerializer().fields
     assert derivations == []
 
 
 def test_subclasses_keep_their_own_fields():
     # A subclass declares fields of its own: it never takes its parent's derived set.
-    UseCaseSerializer().fields
+    _ = UseCaseSerializer().fields
     bulk_external_id = BulkUseCaseRowSerializer().fields["external_id"]
     assert bulk_external_id.__class__.__name__ == "RegexField"
     assert UseCaseSerializer().fields["external_id"].__class__.__name__ == "CharField"
@@ -117,8 +119,9 @@ def test_a_filter_choosing_rows_by_request_is_built_per_request(team, other_team
         def __init__(self, team_pk):
             self.team_pk = team_pk
 
-    forms = [ByVisibleTeam({}, queryset=UseCase.objects.all(), request=Request(pk)).form
-             for pk in (team.pk, other_team.pk)]
+    forms = [
+        ByVisibleTeam({}, queryset=UseCase.objects.all(), request=Request(pk)).form for pk in (team.pk, other_team.pk)
+    ]
     assert type(forms[0]) is not type(forms[1])
     assert [list(form.fields["team"].queryset) for form in forms] == [[team], [other_team]]
 

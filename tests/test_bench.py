@@ -4,6 +4,7 @@ The command creates, migrates and drops a database of its own beside the test da
 through a connection of its own. Below 10,000 use cases the speed targets are reported
 for information only; the correctness checks still apply.
 """
+
 import json
 
 import pytest
@@ -28,9 +29,13 @@ def test_the_benchmark_runs_at_200_use_cases(tmp_path, capsys):
     assert report["passed"] and not report["speed_targets_apply"]
     assert figures["recompute figures differing from the floor's"]["ours"] == 0 or vendor != "postgresql"
     assert figures["list queries at page sizes 1, 100, 500"]["result"] == "pass"
-    for name in ("full recompute (job, every figure changes)", "portfolio summary (API, manager)",
-                 "price change", "peak RSS growth of the full recompute",
-                 "list serialization per row (marginal, page 1 → 500)"):
+    for name in (
+        "full recompute (job, every figure changes)",
+        "portfolio summary (API, manager)",
+        "price change",
+        "peak RSS growth of the full recompute",
+        "list serialization per row (marginal, page 1 → 500)",
+    ):
         assert figures[name]["ours"] > 0 and figures[name]["floor"] > 0, name
     table = capsys.readouterr().out
     assert "| ratio" in table and "full recompute" in table

@@ -7,6 +7,7 @@ made-up figures). The twins must end up alike in every read-only field; the fiel
 differ between any two records (ids, timestamps) must simply not hold the foreign value.
 A write route without a row in ``CASES`` fails: a new endpoint is probed before it ships.
 """
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,8 +41,20 @@ NOT_RECORDS = {
     ("portfolio-what-if", "post"): "a projection: changes nothing",
 }
 # Read-only fields that differ between any two records: they must only not be the foreign value.
-DISTINCT = {"id", "created_at", "updated_at", "computed_at", "taken_at", "started_at", "finished_at",
-            "recorded_at", "delivered_at", "next_attempt_at", "event_id", "secret"}
+DISTINCT = {
+    "id",
+    "created_at",
+    "updated_at",
+    "computed_at",
+    "taken_at",
+    "started_at",
+    "finished_at",
+    "recorded_at",
+    "delivered_at",
+    "next_attempt_at",
+    "event_id",
+    "secret",
+}
 FOREIGN_TIME = "2001-02-03T04:05:06Z"
 FOREIGN_ID = 987_654_321
 
@@ -73,14 +86,24 @@ class Case:
 
 
 def detail(name: str, key: str = "pk"):
-    return lambda world, target, response: reverse(f"api:{name}-detail", kwargs={key: getattr(
-        target, key) if target is not None and not isinstance(target, dict) else response.json()[
-        "id" if key == "pk" else key]})
+    return lambda world, target, response: reverse(
+        f"api:{name}-detail",
+        kwargs={
+            key: getattr(target, key)
+            if target is not None and not isinstance(target, dict)
+            else response.json()["id" if key == "pk" else key]
+        },
+    )
 
 
 def twin_use_case(world: World, n: int):
-    return services.create_use_case(team=world.team, title=f"Twin {n}", hours_saved_per_month=Decimal("10"),
-                                    hourly_rate=Decimal("50"), external_id=f"twin-{n}")
+    return services.create_use_case(
+        team=world.team,
+        title=f"Twin {n}",
+        hours_saved_per_month=Decimal("10"),
+        hourly_rate=Decimal("50"),
+        external_id=f"twin-{n}",
+    )
 
 
 def manual_item(world: World, n: int) -> ChecklistItem:
@@ -90,97 +113,154 @@ def manual_item(world: World, n: int) -> ChecklistItem:
 
 
 USE_CASE_BODY = {"title": "Probe", "hours_saved_per_month": "20.00", "hourly_rate": "40.00", "currency": "USD"}
-DEPLOYMENT_BODY = {"model": "openai/gpt-4o", "status": "active", "requests_per_month": 1000, "avg_input_tokens": 100,
-                   "avg_output_tokens": 10}
+DEPLOYMENT_BODY = {
+    "model": "openai/gpt-4o",
+    "status": "active",
+    "requests_per_month": 1000,
+    "avg_input_tokens": 100,
+    "avg_output_tokens": 10,
+}
 
 CASES: dict[tuple[str, str], Case] = {
-    ("team-list", "post"): Case(None, lambda w, t: reverse("api:team-list"),
-                                lambda w, n: {"name": f"Probe {n}", "slug": f"probe-{n}"}, detail("team", "slug")),
-    **{("team-detail", method): Case(
-        lambda w, n: TeamFactory(slug=f"twin-{n}", name=f"Twin {n}"),
-        lambda w, t: reverse("api:team-detail", kwargs={"slug": t.slug}),
-        lambda w, n: {"name": f"Renamed {n}", "slug": f"twin-{n}"}, detail("team", "slug"),
-    ) for method in ("put", "patch")},
-    ("membership-list", "post"): Case(
-        None, lambda w, t: reverse("api:membership-list"),
-        lambda w, n: {"user": UserFactory(username=f"joiner{n}").username, "team": "support", "role": "member"},
-        detail("membership"), differ=frozenset({"user"}),
+    ("team-list", "post"): Case(
+        None,
+        lambda w, t: reverse("api:team-list"),
+        lambda w, n: {"name": f"Probe {n}", "slug": f"probe-{n}"},
+        detail("team", "slug"),
     ),
-    **{("membership-detail", method): Case(
-        lambda w, n: MembershipFactory(team=w.team, user=UserFactory(username=f"twin{n}")),
-        lambda w, t: reverse("api:membership-detail", kwargs={"pk": t.pk}),
-        lambda w, n: {"role": "lead"}, detail("membership"), differ=frozenset({"user"}),
-    ) for method in ("put", "patch")},
+    **{
+        ("team-detail", method): Case(
+            lambda w, n: TeamFactory(slug=f"twin-{n}", name=f"Twin {n}"),
+            lambda w, t: reverse("api:team-detail", kwargs={"slug": t.slug}),
+            lambda w, n: {"name": f"Renamed {n}", "slug": f"twin-{n}"},
+            detail("team", "slug"),
+        )
+        for method in ("put", "patch")
+    },
+    ("membership-list", "post"): Case(
+        None,
+        lambda w, t: reverse("api:membership-list"),
+        lambda w, n: {"user": UserFactory(username=f"joiner{n}").username, "team": "support", "role": "member"},
+        detail("membership"),
+        differ=frozenset({"user"}),
+    ),
+    **{
+        ("membership-detail", method): Case(
+            lambda w, n: MembershipFactory(team=w.team, user=UserFactory(username=f"twin{n}")),
+            lambda w, t: reverse("api:membership-detail", kwargs={"pk": t.pk}),
+            lambda w, n: {"role": "lead"},
+            detail("membership"),
+            differ=frozenset({"user"}),
+        )
+        for method in ("put", "patch")
+    },
     ("use-case-list", "post"): Case(
-        None, lambda w, t: reverse("api:use-case-list"), lambda w, n: {**USE_CASE_BODY, "team": "support"},
+        None,
+        lambda w, t: reverse("api:use-case-list"),
+        lambda w, n: {**USE_CASE_BODY, "team": "support"},
         detail("use-case"),
     ),
-    **{("use-case-detail", method): Case(
-        twin_use_case, lambda w, t: reverse("api:use-case-detail", kwargs={"pk": t.pk}),
-        lambda w, n: dict(USE_CASE_BODY, external_id=f"twin-{n}"), detail("use-case"),
-    ) for method in ("put", "patch")},
+    **{
+        ("use-case-detail", method): Case(
+            twin_use_case,
+            lambda w, t: reverse("api:use-case-detail", kwargs={"pk": t.pk}),
+            lambda w, n: dict(USE_CASE_BODY, external_id=f"twin-{n}"),
+            detail("use-case"),
+        )
+        for method in ("put", "patch")
+    },
     ("use-case-by-external-id", "put"): Case(
         twin_use_case,
-        lambda w, t: reverse("api:use-case-by-external-id",
-                             kwargs={"team_slug": "support", "external_id": t.external_id}),
-        lambda w, n: USE_CASE_BODY, detail("use-case"), differ=frozenset({"external_id"}),
+        lambda w, t: reverse(
+            "api:use-case-by-external-id", kwargs={"team_slug": "support", "external_id": t.external_id}
+        ),
+        lambda w, n: USE_CASE_BODY,
+        detail("use-case"),
+        differ=frozenset({"external_id"}),
     ),
     ("use-case-bulk", "post"): Case(
-        None, lambda w, t: reverse("api:use-case-bulk"),
+        None,
+        lambda w, t: reverse("api:use-case-bulk"),
         lambda w, n: {"rows": [{**USE_CASE_BODY, "team": "support", "external_id": f"bulk-{n}"}]},
         lambda w, t, response: reverse("api:use-case-detail", kwargs={"pk": response.json()["results"][0]["id"]}),
     ),
     ("deployment-list", "post"): Case(
-        None, lambda w, t: reverse("api:deployment-list"),
-        lambda w, n: {**DEPLOYMENT_BODY, "use_case": w.use_case.pk}, detail("deployment"),
+        None,
+        lambda w, t: reverse("api:deployment-list"),
+        lambda w, n: {**DEPLOYMENT_BODY, "use_case": w.use_case.pk},
+        detail("deployment"),
     ),
-    **{("deployment-detail", method): Case(
-        lambda w, n: DeploymentFactory(use_case=w.use_case, model=w.gpt4o, name=f"Twin {n}"),
-        lambda w, t: reverse("api:deployment-detail", kwargs={"pk": t.pk}),
-        lambda w, n: {**DEPLOYMENT_BODY, "name": f"Twin {n}"}, detail("deployment"),
-    ) for method in ("put", "patch")},
+    **{
+        ("deployment-detail", method): Case(
+            lambda w, n: DeploymentFactory(use_case=w.use_case, model=w.gpt4o, name=f"Twin {n}"),
+            lambda w, t: reverse("api:deployment-detail", kwargs={"pk": t.pk}),
+            lambda w, n: {**DEPLOYMENT_BODY, "name": f"Twin {n}"},
+            detail("deployment"),
+        )
+        for method in ("put", "patch")
+    },
     ("poc-list", "post"): Case(
-        None, lambda w, t: reverse("api:poc-list"),
-        lambda w, n: {"use_case": w.use_case.pk, "hypothesis": "It helps."}, detail("poc"),
+        None,
+        lambda w, t: reverse("api:poc-list"),
+        lambda w, n: {"use_case": w.use_case.pk, "hypothesis": "It helps."},
+        detail("poc"),
     ),
-    **{("poc-detail", method): Case(
-        lambda w, n: ProofOfConceptFactory(use_case=w.use_case, hypothesis=f"Twin {n}"),
-        lambda w, t: reverse("api:poc-detail", kwargs={"pk": t.pk}),
-        lambda w, n: {"hypothesis": f"Changed {n}"}, detail("poc"),
-    ) for method in ("put", "patch")},
+    **{
+        ("poc-detail", method): Case(
+            lambda w, n: ProofOfConceptFactory(use_case=w.use_case, hypothesis=f"Twin {n}"),
+            lambda w, t: reverse("api:poc-detail", kwargs={"pk": t.pk}),
+            lambda w, n: {"hypothesis": f"Changed {n}"},
+            detail("poc"),
+        )
+        for method in ("put", "patch")
+    },
     ("job-list", "post"): Case(None, lambda w, t: reverse("api:job-list"), lambda w, n: {}, detail("job")),
     ("checklist-item-detail", "patch"): Case(
-        manual_item, lambda w, t: reverse("api:checklist-item-detail", kwargs={"pk": t.pk}),
-        lambda w, n: {"evidence_text": "Reviewed by the board."}, detail("checklist-item"),
-        also_writable=frozenset(UpdateChecklistItemSerializer().fields), differ=frozenset({"use_case"}),
+        manual_item,
+        lambda w, t: reverse("api:checklist-item-detail", kwargs={"pk": t.pk}),
+        lambda w, n: {"evidence_text": "Reviewed by the board."},
+        detail("checklist-item"),
+        also_writable=frozenset(UpdateChecklistItemSerializer().fields),
+        differ=frozenset({"use_case"}),
     ),
     ("price-list", "post"): Case(
-        None, lambda w, t: reverse("api:price-list"),
-        lambda w, n: {"model": "openai/gpt-4o", "input_per_million": f"2.{n}0", "output_per_million": "9.00",
-                      "currency": "USD", "effective_from": "2030-01-0" + str(n + 1)},
+        None,
+        lambda w, t: reverse("api:price-list"),
+        lambda w, n: {
+            "model": "openai/gpt-4o",
+            "input_per_million": f"2.{n}0",
+            "output_per_million": "9.00",
+            "currency": "USD",
+            "effective_from": "2030-01-0" + str(n + 1),
+        },
         detail("price"),
     ),
     ("exchange-rate-list", "post"): Case(
-        None, lambda w, t: reverse("api:exchange-rate-list"),
+        None,
+        lambda w, t: reverse("api:exchange-rate-list"),
         lambda w, n: {"base": "USD", "quote": "CHF", "rate": "0.9", "as_of": f"2030-01-0{n + 1}"},
         detail("exchange-rate"),
     ),
     ("webhook-list", "post"): Case(
-        None, lambda w, t: reverse("api:webhook-list"),
+        None,
+        lambda w, t: reverse("api:webhook-list"),
         lambda w, n: {"team": "support", "target_url": "https://93.184.215.14/hooks", "events": ["use_case.created"]},
         detail("webhook"),
     ),
-    **{("webhook-detail", method): Case(
-        lambda w, n: WebhookSubscriptionFactory(team=w.team, description=f"Twin {n}"),
-        lambda w, t: reverse("api:webhook-detail", kwargs={"pk": t.pk}),
-        lambda w, n: {"target_url": "https://93.184.215.14/hooks", "events": ["use_case.created"]},
-        detail("webhook"),
-    ) for method in ("put", "patch")},
+    **{
+        ("webhook-detail", method): Case(
+            lambda w, n: WebhookSubscriptionFactory(team=w.team, description=f"Twin {n}"),
+            lambda w, t: reverse("api:webhook-detail", kwargs={"pk": t.pk}),
+            lambda w, n: {"target_url": "https://93.184.215.14/hooks", "events": ["use_case.created"]},
+            detail("webhook"),
+        )
+        for method in ("put", "patch")
+    },
     ("webhook-delivery-redeliver", "post"): Case(
         lambda w, n: WebhookDeliveryFactory(subscription__team=w.team, status="delivered"),
         lambda w, t: reverse("api:webhook-delivery-redeliver", kwargs={"pk": t.pk}),
-        lambda w, n: {}, lambda w, t, response: reverse("api:webhook-delivery-detail",
-                                                         kwargs={"pk": response.json()["id"]}),
+        lambda w, n: {},
+        lambda w, t, response: reverse("api:webhook-delivery-detail", kwargs={"pk": response.json()["id"]}),
         differ=frozenset({"subscription", "payload"}),  # Each twin's own event.
     ),
 }
@@ -198,8 +278,9 @@ def write_routes(resolver: URLResolver | None = None, prefix: str = "") -> dict[
             continue
         callback = entry.callback
         if hasattr(callback, "actions"):  # A viewset's route.
-            methods = [method for method in callback.actions
-                       if method in WRITES and method in callback.cls.http_method_names]
+            methods = [
+                method for method in callback.actions if method in WRITES and method in callback.cls.http_method_names
+            ]
         else:
             methods = [method for method in WRITES if hasattr(getattr(callback, "view_class", None), method)]
         for method in methods:
@@ -296,8 +377,9 @@ def test_read_only_fields_sent_to_a_write_change_nothing(route, world):
     foreign = {name: foreign_value(name, f, world) for name, f in probed.items()}
 
     plain_answer = getattr(client, method)(case.url(world, plain_target), case.body(world, 0), format="json")
-    probed_answer = getattr(client, method)(case.url(world, probed_target), with_foreign(case.body(world, 1), foreign),
-                                            format="json")
+    probed_answer = getattr(client, method)(
+        case.url(world, probed_target), with_foreign(case.body(world, 1), foreign), format="json"
+    )
 
     assert plain_answer.status_code in (200, 201), (route, plain_answer.content[:500])
     assert probed_answer.status_code == plain_answer.status_code, (route, probed_answer.content[:500])
@@ -306,8 +388,8 @@ def test_read_only_fields_sent_to_a_write_change_nothing(route, world):
     changed = {
         name: (stored.get(name), plain.get(name))
         for name in foreign
-        if name in stored and (stored[name] == foreign[name] if name in DISTINCT | case.differ
-                               else stored[name] != plain.get(name))
+        if name in stored
+        and (stored[name] == foreign[name] if name in DISTINCT | case.differ else stored[name] != plain.get(name))
     }
     assert changed == {}, f"{route}: read-only fields took the client's value (stored, expected): {changed}"
     assert stored.get("team") in (None, world.team.slug)
@@ -318,8 +400,9 @@ def test_the_probe_would_notice_a_writable_field(world):
     client = APIClient()
     client.force_authenticate(world.manager)
     use_case = twin_use_case(world, 0)
-    client.patch(reverse("api:use-case-detail", kwargs={"pk": use_case.pk}), {"title": "forged by the client"},
-                 format="json")
-    assert client.get(reverse("api:use-case-detail", kwargs={"pk": use_case.pk})).json()["title"] == \
-        "forged by the client"
-
+    client.patch(
+        reverse("api:use-case-detail", kwargs={"pk": use_case.pk}), {"title": "forged by the client"}, format="json"
+    )
+    assert (
+        client.get(reverse("api:use-case-detail", kwargs={"pk": use_case.pk})).json()["title"] == "forged by the client"
+    )

@@ -4,6 +4,7 @@ The schema is loaded from the app in-process (WSGI), and every operation receive
 a bounded number of generated requests from a portfolio manager, valid and invalid.
 Each answer must not be a 5xx and must match the schema for its status code.
 """
+
 import collections
 import datetime
 import os
@@ -45,8 +46,14 @@ def manager_token(team, gpt4o):
     # A little of everything, so lists and details answer with real rows too.
     MembershipFactory(team=team, user=UserFactory(username="alice"))
     use_case = services.create_use_case(team=team, title="FAQ bot", external_id="crm-1")
-    services.create_deployment(use_case=use_case, model=gpt4o, status="active", requests_per_month=1000,
-                               avg_input_tokens=100, avg_output_tokens=10)
+    services.create_deployment(
+        use_case=use_case,
+        model=gpt4o,
+        status="active",
+        requests_per_month=1000,
+        avg_input_tokens=100,
+        avg_output_tokens=10,
+    )
     services.create_poc(use_case=use_case, hypothesis="Deflects a third of tickets.")
     services.recompute_use_case(use_case_id=use_case.pk)
     governance.evaluate_checklists(use_case_ids=[use_case.pk])
@@ -79,8 +86,9 @@ def invalid_input_rejected(ctx, response, case):
     bodies are left out too: they carry text only, so a value of the wrong type arrives
     as valid text, and names the schema does not know are ignored.
     """
-    if case.meta is None or not any(case.meta.is_negative_at(location)
-                                    for location in (ParameterLocation.BODY, ParameterLocation.PATH)):
+    if case.meta is None or not any(
+        case.meta.is_negative_at(location) for location in (ParameterLocation.BODY, ParameterLocation.PATH)
+    ):
         return None
     if case.meta.is_negative_at(ParameterLocation.BODY) and "json" not in (case.media_type or ""):
         return None

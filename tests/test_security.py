@@ -3,6 +3,7 @@ a clear 503 when the database is unreachable, and ``check --deploy`` clean with 
 
 What a browser does with hostile input is in ``tests/browser/test_security.py``.
 """
+
 import datetime
 import os
 import re
@@ -126,8 +127,12 @@ def test_a_user_is_throttled_across_session_and_token(member, rates):
     session.force_login(member)
     token = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=member).key}")
 
-    statuses = [session.get("/api/v1/teams/").status_code, token.get("/api/v1/teams/").status_code,
-                session.get("/api/v1/teams/").status_code, token.get("/api/v1/teams/").status_code]
+    statuses = [
+        session.get("/api/v1/teams/").status_code,
+        token.get("/api/v1/teams/").status_code,
+        session.get("/api/v1/teams/").status_code,
+        token.get("/api/v1/teams/").status_code,
+    ]
 
     assert statuses == [200, 200, 200, 429]
     assert "Retry-After" in token.get("/api/v1/teams/")
@@ -212,8 +217,10 @@ def test_every_route_refuses_a_post_without_the_csrf_token():
 def test_the_same_post_with_the_token_goes_through(member):
     client = Client(enforce_csrf_checks=True)
     client.get(LOGIN)
-    answer = client.post(LOGIN, {"username": member.username, "password": PASSWORD,
-                                 "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+    answer = client.post(
+        LOGIN,
+        {"username": member.username, "password": PASSWORD, "csrfmiddlewaretoken": client.cookies["csrftoken"].value},
+    )
     assert answer.status_code == 302
 
 
@@ -223,7 +230,8 @@ def test_the_same_post_with_the_token_goes_through(member):
 def csp_of(response) -> dict[str, list[str]]:
     return {
         directive.split()[0]: directive.split()[1:]
-        for directive in response["Content-Security-Policy"].split(";") if directive.strip()
+        for directive in response["Content-Security-Policy"].split(";")
+        if directive.strip()
     }
 
 
@@ -285,7 +293,8 @@ def test_cookies_are_secure_and_https_is_enforced(member, settings):
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("DJANGO_", "SECURE_", "ALLOWED_", "CSRF_"))
     } | {
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -296,7 +305,12 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout

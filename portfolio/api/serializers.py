@@ -85,15 +85,25 @@ class MembershipSerializer(ModelSerializer):
             self.fields["team"].read_only = True
 
 
-COMPUTED_USE_CASE_FIELDS = ["monthly_cost", "monthly_benefit", "roi_pct", "npv", "payback_months",
-                            "governance_status", "computed_at", "needs_recompute", "version"]
+COMPUTED_USE_CASE_FIELDS = [
+    "monthly_cost",
+    "monthly_benefit",
+    "roi_pct",
+    "npv",
+    "payback_months",
+    "governance_status",
+    "computed_at",
+    "needs_recompute",
+    "version",
+]
 
 
 class FrameworksField(serializers.ListField):
     """The governance frameworks a use case follows on top of the core rules, each once."""
 
-    child = serializers.ChoiceField(choices=[(value, label) for value, label in GovernanceFramework.choices
-                                             if value in SELECTABLE_FRAMEWORKS])
+    child = serializers.ChoiceField(
+        choices=[(value, label) for value, label in GovernanceFramework.choices if value in SELECTABLE_FRAMEWORKS]
+    )
 
     def to_internal_value(self, data):
         frameworks = super().to_internal_value(data)
@@ -107,18 +117,40 @@ class UseCaseSerializer(ModelSerializer):
 
     team = VisibleTeamField()
     owner = serializers.SlugRelatedField(
-        slug_field="username", required=False, allow_null=True,
+        slug_field="username",
+        required=False,
+        allow_null=True,
         queryset=get_user_model().objects.all(),
     )
     frameworks = FrameworksField(required=False)
 
     class Meta:
         model = UseCase
-        fields = ["id", "team", "external_id", "title", "description", "category", "stage", "owner", "risk_tier",
-                  "data_classification", "currency", "hours_saved_per_month", "hourly_rate",
-                  "other_monthly_benefit", "one_time_cost", "monthly_fixed_cost", "horizon_months",
-                  "expected_monthly_active_users", "ai_role", "frameworks",
-                  *COMPUTED_USE_CASE_FIELDS, "created_at", "updated_at"]
+        fields = [
+            "id",
+            "team",
+            "external_id",
+            "title",
+            "description",
+            "category",
+            "stage",
+            "owner",
+            "risk_tier",
+            "data_classification",
+            "currency",
+            "hours_saved_per_month",
+            "hourly_rate",
+            "other_monthly_benefit",
+            "one_time_cost",
+            "monthly_fixed_cost",
+            "horizon_months",
+            "expected_monthly_active_users",
+            "ai_role",
+            "frameworks",
+            *COMPUTED_USE_CASE_FIELDS,
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", *COMPUTED_USE_CASE_FIELDS, "created_at", "updated_at"]
         # (team, external_id) uniqueness is checked by the service with the model's message.
         validators = []
@@ -152,10 +184,30 @@ class DeploymentSerializer(ModelSerializer):
 
     class Meta:
         model = Deployment
-        fields = ["id", "use_case", "name", "model", "hosting", "environment", "status", "requests_per_month",
-                  "avg_input_tokens", "avg_output_tokens", "cached_input_ratio", "data_processing_agreement",
-                  "self_hosting_profile", "gpu_type", "gpu_count", "gpu_hourly_cost", "hours_per_month",
-                  "monthly_fixed_cost", "monthly_cost", "computed_at", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "use_case",
+            "name",
+            "model",
+            "hosting",
+            "environment",
+            "status",
+            "requests_per_month",
+            "avg_input_tokens",
+            "avg_output_tokens",
+            "cached_input_ratio",
+            "data_processing_agreement",
+            "self_hosting_profile",
+            "gpu_type",
+            "gpu_count",
+            "gpu_hourly_cost",
+            "hours_per_month",
+            "monthly_fixed_cost",
+            "monthly_cost",
+            "computed_at",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "monthly_cost", "computed_at", "created_at", "updated_at"]
 
     def __init__(self, *args, **kwargs):
@@ -169,13 +221,28 @@ class DeploymentSerializer(ModelSerializer):
 
 class ProofOfConceptSerializer(ModelSerializer):
     use_case = serializers.PrimaryKeyRelatedField(queryset=UseCase.objects.all())
-    model = serializers.SlugRelatedField(slug_field="key", queryset=LanguageModel.objects.all(), required=False,
-                                         allow_null=True)
+    model = serializers.SlugRelatedField(
+        slug_field="key", queryset=LanguageModel.objects.all(), required=False, allow_null=True
+    )
 
     class Meta:
         model = ProofOfConcept
-        fields = ["id", "use_case", "hypothesis", "success_criteria", "model", "status", "start_date", "end_date",
-                  "kpi_name", "baseline_kpi", "measured_kpi", "cost", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "use_case",
+            "hypothesis",
+            "success_criteria",
+            "model",
+            "status",
+            "start_date",
+            "end_date",
+            "kpi_name",
+            "baseline_kpi",
+            "measured_kpi",
+            "cost",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def __init__(self, *args, **kwargs):
@@ -190,8 +257,21 @@ class ProofOfConceptSerializer(ModelSerializer):
 class CostSnapshotSerializer(ModelSerializer):
     class Meta:
         model = CostSnapshot
-        fields = ["id", "use_case", "created_at", "priced_on", "reason", "currency", "previous_monthly_cost",
-                  "monthly_cost", "monthly_benefit", "roi_pct", "npv", "payback_months", "breakdown"]
+        fields = [
+            "id",
+            "use_case",
+            "created_at",
+            "priced_on",
+            "reason",
+            "currency",
+            "previous_monthly_cost",
+            "monthly_cost",
+            "monthly_benefit",
+            "roi_pct",
+            "npv",
+            "payback_months",
+            "breakdown",
+        ]
         read_only_fields = fields
 
 
@@ -299,17 +379,45 @@ class RecomputeJobSerializer(ModelSerializer):
 
     class Meta:
         model = RecomputeJob
-        fields = ["id", "reason", "scope", "status", "total", "done", "progress_pct", "changed", "errors",
-                  "last_error", "currency", "monthly_cost_before", "monthly_cost_after", "monthly_cost_delta",
-                  "requested_by", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "reason",
+            "scope",
+            "status",
+            "total",
+            "done",
+            "progress_pct",
+            "changed",
+            "errors",
+            "last_error",
+            "currency",
+            "monthly_cost_before",
+            "monthly_cost_after",
+            "monthly_cost_delta",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 
 class PortfolioSnapshotSerializer(ModelSerializer):
     class Meta:
         model = PortfolioSnapshot
-        fields = ["id", "taken_on", "taken_at", "currency", "use_cases", "monthly_cost", "monthly_benefit", "npv",
-                  "by_team", "by_stage", "by_model"]
+        fields = [
+            "id",
+            "taken_on",
+            "taken_at",
+            "currency",
+            "use_cases",
+            "monthly_cost",
+            "monthly_benefit",
+            "npv",
+            "by_team",
+            "by_stage",
+            "by_model",
+        ]
         read_only_fields = fields
 
 
@@ -321,10 +429,12 @@ class ChecklistItemSerializer(ModelSerializer):
 
     team = serializers.SlugRelatedField(source="use_case.team", slug_field="slug", read_only=True)
     code = serializers.CharField(source="template.code", read_only=True)
-    framework = serializers.ChoiceField(source="template.framework", choices=GovernanceFramework.choices,
-                                        read_only=True)
-    category = serializers.ChoiceField(source="template.category", choices=ChecklistTemplate.Category.choices,
-                                       read_only=True)
+    framework = serializers.ChoiceField(
+        source="template.framework", choices=GovernanceFramework.choices, read_only=True
+    )
+    category = serializers.ChoiceField(
+        source="template.category", choices=ChecklistTemplate.Category.choices, read_only=True
+    )
     kind = serializers.ChoiceField(source="template.kind", choices=ChecklistTemplate.Kind.choices, read_only=True)
     title = serializers.CharField(source="template.title", read_only=True)
     guidance = serializers.CharField(source="template.guidance", read_only=True)
@@ -336,10 +446,33 @@ class ChecklistItemSerializer(ModelSerializer):
 
     class Meta:
         model = ChecklistItem
-        fields = ["id", "use_case", "team", "code", "framework", "category", "kind", "title", "guidance",
-                  "reference", "required", "status", "detail", "evidence_text", "evidence_url", "evidence_file",
-                  "evidence_file_name", "recorded_by", "recorded_at", "waiver_reason", "waived_by", "waived_at",
-                  "waiver_expires_on", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "use_case",
+            "team",
+            "code",
+            "framework",
+            "category",
+            "kind",
+            "title",
+            "guidance",
+            "reference",
+            "required",
+            "status",
+            "detail",
+            "evidence_text",
+            "evidence_url",
+            "evidence_file",
+            "evidence_file_name",
+            "recorded_by",
+            "recorded_at",
+            "waiver_reason",
+            "waived_by",
+            "waived_at",
+            "waiver_expires_on",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.URLField(allow_null=True))
@@ -365,9 +498,11 @@ class UpdateChecklistItemSerializer(serializers.Serializer):
     evidence_text = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
     evidence_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
     evidence_file = serializers.FileField(
-        required=False, allow_null=True, max_length=255,
+        required=False,
+        allow_null=True,
+        max_length=255,
         help_text=f"Up to EVIDENCE_MAX_UPLOAD_BYTES; one of: {', '.join(EVIDENCE_FILE_EXTENSIONS)}. "
-                  "null removes the file.",
+        "null removes the file.",
     )
     waiver_reason = serializers.CharField(required=False, allow_blank=True, max_length=5_000)
     waiver_expires_on = serializers.DateField(required=False, allow_null=True)
@@ -444,8 +579,19 @@ class WebhookSubscriptionSerializer(ModelSerializer):
 
     class Meta:
         model = WebhookSubscription
-        fields = ["id", "team", "description", "target_url", "events", "active", "disabled_reason",
-                  "consecutive_failures", "owner", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "team",
+            "description",
+            "target_url",
+            "events",
+            "active",
+            "disabled_reason",
+            "consecutive_failures",
+            "owner",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "disabled_reason", "consecutive_failures", "owner", "created_at", "updated_at"]
 
     def __init__(self, *args, **kwargs):
@@ -467,6 +613,18 @@ class CreatedWebhookSubscriptionSerializer(WebhookSubscriptionSerializer):
 class WebhookDeliverySerializer(ModelSerializer):
     class Meta:
         model = WebhookDelivery
-        fields = ["id", "subscription", "event_type", "event_id", "status", "attempts", "last_status_code",
-                  "last_error", "next_attempt_at", "created_at", "delivered_at", "payload"]
+        fields = [
+            "id",
+            "subscription",
+            "event_type",
+            "event_id",
+            "status",
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "next_attempt_at",
+            "created_at",
+            "delivered_at",
+            "payload",
+        ]
         read_only_fields = fields

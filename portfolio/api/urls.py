@@ -18,8 +18,11 @@ router.register("webhook-deliveries", views.WebhookDeliveryViewSet, basename="we
 
 urlpatterns = [
     path("use-cases/bulk/", views.UseCaseBulkUpsertView.as_view(), name="use-case-bulk"),
-    path("use-cases/by-external-id/<slug:team_slug>/<str:external_id>/", views.UseCaseByExternalIdView.as_view(),
-         name="use-case-by-external-id"),
+    path(
+        "use-cases/by-external-id/<slug:team_slug>/<str:external_id>/",
+        views.UseCaseByExternalIdView.as_view(),
+        name="use-case-by-external-id",
+    ),
     path("portfolio/summary/", views.PortfolioSummaryView.as_view(), name="portfolio-summary"),
     path("portfolio/what-if/", views.WhatIfView.as_view(), name="portfolio-what-if"),
     *router.urls,

@@ -20,8 +20,8 @@ from config.api import (
     FilterSet,
     FormParser,
     IdFilter,
-    ListFiltersMixin,
     JSONParser,
+    ListFiltersMixin,
     MultiPartParser,
     PreconditionFailed,
     UpdatedSinceFilter,
@@ -35,24 +35,24 @@ from portfolio import governance, selectors, services, webhooks
 from portfolio.api.serializers import (
     MAX_BULK_ROWS,
     AuditEntrySerializer,
-    ChecklistItemSerializer,
-    GateRefusedSerializer,
-    UpdateChecklistItemSerializer,
-    PortfolioSnapshotSerializer,
-    RecomputeJobSerializer,
     BulkUpsertResultSerializer,
     BulkUseCaseRowSerializer,
+    ChecklistItemSerializer,
     CostSnapshotSerializer,
+    CreatedWebhookSubscriptionSerializer,
     DeploymentSerializer,
+    GateRefusedSerializer,
     MembershipSerializer,
+    PortfolioSnapshotSerializer,
     PortfolioSummarySerializer,
     ProofOfConceptSerializer,
+    RecomputeJobSerializer,
     SyncUseCaseSerializer,
     TeamSerializer,
+    UpdateChecklistItemSerializer,
     UseCaseSerializer,
     WebhookDeliverySerializer,
     WebhookSubscriptionSerializer,
-    CreatedWebhookSubscriptionSerializer,
     WhatIfResultSerializer,
     WhatIfSerializer,
 )
@@ -150,15 +150,26 @@ class UseCaseFilter(FilterSet):
 
     class Meta:
         model = UseCase
-        fields = ["team", "stage", "category", "risk_tier", "data_classification", "governance_status",
-                  "currency", "needs_recompute", "ai_role"]
+        fields = [
+            "team",
+            "stage",
+            "category",
+            "risk_tier",
+            "data_classification",
+            "governance_status",
+            "currency",
+            "needs_recompute",
+            "ai_role",
+        ]
 
 
-@extend_schema_view(**{
-    # Entering production or scaled passes the governance gate: 409 lists what blocks it.
-    method: extend_schema(responses={code: UseCaseSerializer, 409: GateRefusedSerializer})
-    for method, code in (("create", 201), ("update", 200), ("partial_update", 200))
-})
+@extend_schema_view(
+    **{
+        # Entering production or scaled passes the governance gate: 409 lists what blocks it.
+        method: extend_schema(responses={code: UseCaseSerializer, 409: GateRefusedSerializer})
+        for method, code in (("create", 201), ("update", 200), ("partial_update", 200))
+    }
+)
 class UseCaseViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     serializer_class = UseCaseSerializer
     filterset_class = UseCaseFilter
@@ -272,15 +283,22 @@ class UseCaseBulkUpsertView(APIView):
             result = services.bulk_upsert_use_cases(rows=rows)
         except ValidationError as error:
             raise exceptions.ValidationError({"rows": error.message_dict}) from None
-        return Response({
-            "created": len(result.created),
-            "updated": len(result.updated),
-            "results": [
-                {"id": use_case.pk, "team": use_case.team.slug, "external_id": use_case.external_id, "created": created}
-                for created, group in ((True, result.created), (False, result.updated))
-                for use_case in group
-            ],
-        })
+        return Response(
+            {
+                "created": len(result.created),
+                "updated": len(result.updated),
+                "results": [
+                    {
+                        "id": use_case.pk,
+                        "team": use_case.team.slug,
+                        "external_id": use_case.external_id,
+                        "created": created,
+                    }
+                    for created, group in ((True, result.created), (False, result.updated))
+                    for use_case in group
+                ],
+            }
+        )
 
 
 class DeploymentFilter(FilterSet):
@@ -421,11 +439,18 @@ class WhatIfView(APIView):
         params = CurrencySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = serializer.validated_data
-        return Response(decimals_as_strings(selectors.what_if(
-            user=request.user, from_model=data["from_model"], to_model=data["to_model"],
-            team=data.get("team"), stage=data.get("stage"),
-            currency=params.validated_data.get("currency", settings.REPORTING_CURRENCY),
-        )))
+        return Response(
+            decimals_as_strings(
+                selectors.what_if(
+                    user=request.user,
+                    from_model=data["from_model"],
+                    to_model=data["to_model"],
+                    team=data.get("team"),
+                    stage=data.get("stage"),
+                    currency=params.validated_data.get("currency", settings.REPORTING_CURRENCY),
+                )
+            )
+        )
 
 
 class ObtainTokenView(ObtainAuthToken):
@@ -457,8 +482,7 @@ class RecomputeJobFilter(FilterSet):
         fields = ["status"]
 
 
-class RecomputeJobViewSet(ListFiltersMixin, ETagMixin, mixins.CreateModelMixin,
-                          viewsets.ReadOnlyModelViewSet):
+class RecomputeJobViewSet(ListFiltersMixin, ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Recompute jobs with their progress; ``POST`` starts a recompute of the whole portfolio."""
 
     serializer_class = RecomputeJobSerializer
@@ -526,8 +550,7 @@ class ChecklistItemFilter(FilterSet):
         fields = ["use_case", "team", "category", "framework", "kind", "code", "status", "required"]
 
 
-class ChecklistItemViewSet(ListFiltersMixin, ETagMixin, mixins.UpdateModelMixin,
-                           viewsets.ReadOnlyModelViewSet):
+class ChecklistItemViewSet(ListFiltersMixin, ETagMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Governance checklist items of the use cases you may see.
 
     ``PATCH`` records evidence (text, link, file as multipart) and the status of a manual
@@ -562,8 +585,13 @@ class ChecklistItemViewSet(ListFiltersMixin, ETagMixin, mixins.UpdateModelMixin,
         return audit_trail_response(self.get_object().history.all())
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-    @action(detail=True, url_path="evidence-file", filter_backends=[], pagination_class=None,
-            renderer_classes=[renderers.JSONRenderer, BinaryFileRenderer])
+    @action(
+        detail=True,
+        url_path="evidence-file",
+        filter_backends=[],
+        pagination_class=None,
+        renderer_classes=[renderers.JSONRenderer, BinaryFileRenderer],
+    )
     def evidence_file(self, request, pk=None):
         """The evidence file, as an attachment."""
         item = self.get_object()

@@ -6,255 +6,992 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='CostSnapshot',
+            name="CostSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
-                ('priced_on', models.DateField(verbose_name='priced on')),
-                ('reason', models.CharField(blank=True, max_length=200, verbose_name='reason')),
-                ('currency', models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('monthly_cost', models.DecimalField(decimal_places=2, max_digits=20, verbose_name='monthly cost')),
-                ('previous_monthly_cost', models.DecimalField(blank=True, decimal_places=2, max_digits=20, null=True, verbose_name='previous monthly cost')),
-                ('monthly_benefit', models.DecimalField(decimal_places=2, max_digits=20, verbose_name='monthly benefit')),
-                ('roi_pct', models.DecimalField(blank=True, decimal_places=2, max_digits=24, null=True, verbose_name='ROI %')),
-                ('npv', models.DecimalField(decimal_places=2, max_digits=20, verbose_name='NPV')),
-                ('payback_months', models.PositiveIntegerField(blank=True, null=True, verbose_name='payback (months)')),
-                ('breakdown', models.JSONField(default=list, verbose_name='breakdown')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created at")),
+                ("priced_on", models.DateField(verbose_name="priced on")),
+                ("reason", models.CharField(blank=True, max_length=200, verbose_name="reason")),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                ("monthly_cost", models.DecimalField(decimal_places=2, max_digits=20, verbose_name="monthly cost")),
+                (
+                    "previous_monthly_cost",
+                    models.DecimalField(
+                        blank=True, decimal_places=2, max_digits=20, null=True, verbose_name="previous monthly cost"
+                    ),
+                ),
+                (
+                    "monthly_benefit",
+                    models.DecimalField(decimal_places=2, max_digits=20, verbose_name="monthly benefit"),
+                ),
+                (
+                    "roi_pct",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=24, null=True, verbose_name="ROI %"),
+                ),
+                ("npv", models.DecimalField(decimal_places=2, max_digits=20, verbose_name="NPV")),
+                ("payback_months", models.PositiveIntegerField(blank=True, null=True, verbose_name="payback (months)")),
+                ("breakdown", models.JSONField(default=list, verbose_name="breakdown")),
             ],
             options={
-                'verbose_name': 'cost snapshot',
-                'verbose_name_plural': 'cost snapshots',
-                'ordering': ['-created_at', '-pk'],
-                'get_latest_by': 'created_at',
+                "verbose_name": "cost snapshot",
+                "verbose_name_plural": "cost snapshots",
+                "ordering": ["-created_at", "-pk"],
+                "get_latest_by": "created_at",
             },
         ),
         migrations.CreateModel(
-            name='Deployment',
+            name="Deployment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=128, verbose_name='name')),
-                ('hosting', models.CharField(choices=[('api', 'External API'), ('self_hosted', 'Self-hosted')], default='api', max_length=16, verbose_name='hosting')),
-                ('environment', models.CharField(choices=[('cloud', 'Cloud'), ('on_prem', 'On-prem'), ('hybrid', 'Hybrid')], default='cloud', max_length=16, verbose_name='environment')),
-                ('status', models.CharField(choices=[('planned', 'Planned'), ('active', 'Active'), ('stopped', 'Stopped')], default='planned', max_length=16, verbose_name='status')),
-                ('requests_per_month', models.PositiveBigIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(10000000000)], verbose_name='requests per month')),
-                ('avg_input_tokens', models.PositiveIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(2000000)], verbose_name='average input tokens')),
-                ('avg_output_tokens', models.PositiveIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(2000000)], verbose_name='average output tokens')),
-                ('cached_input_ratio', models.DecimalField(decimal_places=4, default=0, help_text="Share of input tokens served from the provider's cache, between 0 and 1.", max_digits=5, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)], verbose_name='cached input ratio')),
-                ('data_processing_agreement', models.BooleanField(default=False, help_text='A signed agreement with the API provider covers the data sent to it.', verbose_name='data-processing agreement recorded')),
-                ('gpu_type', models.CharField(blank=True, max_length=64, verbose_name='GPU type')),
-                ('gpu_count', models.PositiveIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(100000)], verbose_name='GPUs')),
-                ('gpu_hourly_cost', models.DecimalField(blank=True, decimal_places=4, help_text='Empty: the catalogue rate for the GPU type.', max_digits=10, null=True, validators=[django.core.validators.MinValueValidator(0)], verbose_name='cost per GPU-hour')),
-                ('hours_per_month', models.DecimalField(decimal_places=2, default=730, max_digits=6, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(744)], verbose_name='hours per month')),
-                ('monthly_fixed_cost', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='monthly fixed cost')),
-                ('monthly_cost', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name='monthly cost')),
-                ('computed_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='computed at')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(blank=True, max_length=128, verbose_name="name")),
+                (
+                    "hosting",
+                    models.CharField(
+                        choices=[("api", "External API"), ("self_hosted", "Self-hosted")],
+                        default="api",
+                        max_length=16,
+                        verbose_name="hosting",
+                    ),
+                ),
+                (
+                    "environment",
+                    models.CharField(
+                        choices=[("cloud", "Cloud"), ("on_prem", "On-prem"), ("hybrid", "Hybrid")],
+                        default="cloud",
+                        max_length=16,
+                        verbose_name="environment",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("planned", "Planned"), ("active", "Active"), ("stopped", "Stopped")],
+                        default="planned",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "requests_per_month",
+                    models.PositiveBigIntegerField(
+                        default=0,
+                        validators=[django.core.validators.MaxValueValidator(10000000000)],
+                        verbose_name="requests per month",
+                    ),
+                ),
+                (
+                    "avg_input_tokens",
+                    models.PositiveIntegerField(
+                        default=0,
+                        validators=[django.core.validators.MaxValueValidator(2000000)],
+                        verbose_name="average input tokens",
+                    ),
+                ),
+                (
+                    "avg_output_tokens",
+                    models.PositiveIntegerField(
+                        default=0,
+                        validators=[django.core.validators.MaxValueValidator(2000000)],
+                        verbose_name="average output tokens",
+                    ),
+                ),
+                (
+                    "cached_input_ratio",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=0,
+                        help_text="Share of input tokens served from the provider's cache, between 0 and 1.",
+                        max_digits=5,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(1),
+                        ],
+                        verbose_name="cached input ratio",
+                    ),
+                ),
+                (
+                    "data_processing_agreement",
+                    models.BooleanField(
+                        default=False,
+                        help_text="A signed agreement with the API provider covers the data sent to it.",
+                        verbose_name="data-processing agreement recorded",
+                    ),
+                ),
+                ("gpu_type", models.CharField(blank=True, max_length=64, verbose_name="GPU type")),
+                (
+                    "gpu_count",
+                    models.PositiveIntegerField(
+                        default=0, validators=[django.core.validators.MaxValueValidator(100000)], verbose_name="GPUs"
+                    ),
+                ),
+                (
+                    "gpu_hourly_cost",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=4,
+                        help_text="Empty: the catalogue rate for the GPU type.",
+                        max_digits=10,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="cost per GPU-hour",
+                    ),
+                ),
+                (
+                    "hours_per_month",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=730,
+                        max_digits=6,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(744),
+                        ],
+                        verbose_name="hours per month",
+                    ),
+                ),
+                (
+                    "monthly_fixed_cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="monthly fixed cost",
+                    ),
+                ),
+                (
+                    "monthly_cost",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        editable=False,
+                        max_digits=20,
+                        null=True,
+                        verbose_name="monthly cost",
+                    ),
+                ),
+                (
+                    "computed_at",
+                    models.DateTimeField(blank=True, editable=False, null=True, verbose_name="computed at"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'deployment',
-                'verbose_name_plural': 'deployments',
-                'ordering': ['use_case', 'pk'],
+                "verbose_name": "deployment",
+                "verbose_name_plural": "deployments",
+                "ordering": ["use_case", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalDeployment',
+            name="HistoricalDeployment",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=128, verbose_name='name')),
-                ('hosting', models.CharField(choices=[('api', 'External API'), ('self_hosted', 'Self-hosted')], default='api', max_length=16, verbose_name='hosting')),
-                ('environment', models.CharField(choices=[('cloud', 'Cloud'), ('on_prem', 'On-prem'), ('hybrid', 'Hybrid')], default='cloud', max_length=16, verbose_name='environment')),
-                ('status', models.CharField(choices=[('planned', 'Planned'), ('active', 'Active'), ('stopped', 'Stopped')], default='planned', max_length=16, verbose_name='status')),
-                ('requests_per_month', models.PositiveBigIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(10000000000)], verbose_name='requests per month')),
-                ('avg_input_tokens', models.PositiveIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(2000000)], verbose_name='average input tokens')),
-                ('avg_output_tokens', models.PositiveIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(2000000)], verbose_name='average output tokens')),
-                ('cached_input_ratio', models.DecimalField(decimal_places=4, default=0, help_text="Share of input tokens served from the provider's cache, between 0 and 1.", max_digits=5, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)], verbose_name='cached input ratio')),
-                ('data_processing_agreement', models.BooleanField(default=False, help_text='A signed agreement with the API provider covers the data sent to it.', verbose_name='data-processing agreement recorded')),
-                ('gpu_type', models.CharField(blank=True, max_length=64, verbose_name='GPU type')),
-                ('gpu_count', models.PositiveIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(100000)], verbose_name='GPUs')),
-                ('gpu_hourly_cost', models.DecimalField(blank=True, decimal_places=4, help_text='Empty: the catalogue rate for the GPU type.', max_digits=10, null=True, validators=[django.core.validators.MinValueValidator(0)], verbose_name='cost per GPU-hour')),
-                ('hours_per_month', models.DecimalField(decimal_places=2, default=730, max_digits=6, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(744)], verbose_name='hours per month')),
-                ('monthly_fixed_cost', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='monthly fixed cost')),
-                ('monthly_cost', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name='monthly cost')),
-                ('computed_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='computed at')),
-                ('created_at', models.DateTimeField(blank=True, editable=False, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(blank=True, editable=False, verbose_name='updated at')),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                ("id", models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID")),
+                ("name", models.CharField(blank=True, max_length=128, verbose_name="name")),
+                (
+                    "hosting",
+                    models.CharField(
+                        choices=[("api", "External API"), ("self_hosted", "Self-hosted")],
+                        default="api",
+                        max_length=16,
+                        verbose_name="hosting",
+                    ),
+                ),
+                (
+                    "environment",
+                    models.CharField(
+                        choices=[("cloud", "Cloud"), ("on_prem", "On-prem"), ("hybrid", "Hybrid")],
+                        default="cloud",
+                        max_length=16,
+                        verbose_name="environment",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("planned", "Planned"), ("active", "Active"), ("stopped", "Stopped")],
+                        default="planned",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "requests_per_month",
+                    models.PositiveBigIntegerField(
+                        default=0,
+                        validators=[django.core.validators.MaxValueValidator(10000000000)],
+                        verbose_name="requests per month",
+                    ),
+                ),
+                (
+                    "avg_input_tokens",
+                    models.PositiveIntegerField(
+                        default=0,
+                        validators=[django.core.validators.MaxValueValidator(2000000)],
+                        verbose_name="average input tokens",
+                    ),
+                ),
+                (
+                    "avg_output_tokens",
+                    models.PositiveIntegerField(
+                        default=0,
+                        validators=[django.core.validators.MaxValueValidator(2000000)],
+                        verbose_name="average output tokens",
+                    ),
+                ),
+                (
+                    "cached_input_ratio",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=0,
+                        help_text="Share of input tokens served from the provider's cache, between 0 and 1.",
+                        max_digits=5,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(1),
+                        ],
+                        verbose_name="cached input ratio",
+                    ),
+                ),
+                (
+                    "data_processing_agreement",
+                    models.BooleanField(
+                        default=False,
+                        help_text="A signed agreement with the API provider covers the data sent to it.",
+                        verbose_name="data-processing agreement recorded",
+                    ),
+                ),
+                ("gpu_type", models.CharField(blank=True, max_length=64, verbose_name="GPU type")),
+                (
+                    "gpu_count",
+                    models.PositiveIntegerField(
+                        default=0, validators=[django.core.validators.MaxValueValidator(100000)], verbose_name="GPUs"
+                    ),
+                ),
+                (
+                    "gpu_hourly_cost",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=4,
+                        help_text="Empty: the catalogue rate for the GPU type.",
+                        max_digits=10,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="cost per GPU-hour",
+                    ),
+                ),
+                (
+                    "hours_per_month",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=730,
+                        max_digits=6,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(744),
+                        ],
+                        verbose_name="hours per month",
+                    ),
+                ),
+                (
+                    "monthly_fixed_cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="monthly fixed cost",
+                    ),
+                ),
+                (
+                    "monthly_cost",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        editable=False,
+                        max_digits=20,
+                        null=True,
+                        verbose_name="monthly cost",
+                    ),
+                ),
+                (
+                    "computed_at",
+                    models.DateTimeField(blank=True, editable=False, null=True, verbose_name="computed at"),
+                ),
+                ("created_at", models.DateTimeField(blank=True, editable=False, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(blank=True, editable=False, verbose_name="updated at")),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1),
+                ),
             ],
             options={
-                'verbose_name': 'historical deployment',
-                'verbose_name_plural': 'historical deployments',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical deployment",
+                "verbose_name_plural": "historical deployments",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalProofOfConcept',
+            name="HistoricalProofOfConcept",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('hypothesis', models.TextField(verbose_name='hypothesis')),
-                ('success_criteria', models.TextField(blank=True, verbose_name='success criteria')),
-                ('status', models.CharField(choices=[('planned', 'Planned'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='planned', max_length=16, verbose_name='status')),
-                ('start_date', models.DateField(blank=True, null=True, verbose_name='start date')),
-                ('end_date', models.DateField(blank=True, null=True, verbose_name='end date')),
-                ('kpi_name', models.CharField(blank=True, max_length=128, verbose_name='KPI')),
-                ('baseline_kpi', models.DecimalField(blank=True, decimal_places=4, max_digits=16, null=True, verbose_name='baseline KPI')),
-                ('measured_kpi', models.DecimalField(blank=True, decimal_places=4, max_digits=16, null=True, verbose_name='measured KPI')),
-                ('cost', models.DecimalField(decimal_places=2, default=0, help_text="In the use case's currency.", max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='cost')),
-                ('created_at', models.DateTimeField(blank=True, editable=False, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(blank=True, editable=False, verbose_name='updated at')),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                ("id", models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID")),
+                ("hypothesis", models.TextField(verbose_name="hypothesis")),
+                ("success_criteria", models.TextField(blank=True, verbose_name="success criteria")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("planned", "Planned"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="planned",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("start_date", models.DateField(blank=True, null=True, verbose_name="start date")),
+                ("end_date", models.DateField(blank=True, null=True, verbose_name="end date")),
+                ("kpi_name", models.CharField(blank=True, max_length=128, verbose_name="KPI")),
+                (
+                    "baseline_kpi",
+                    models.DecimalField(
+                        blank=True, decimal_places=4, max_digits=16, null=True, verbose_name="baseline KPI"
+                    ),
+                ),
+                (
+                    "measured_kpi",
+                    models.DecimalField(
+                        blank=True, decimal_places=4, max_digits=16, null=True, verbose_name="measured KPI"
+                    ),
+                ),
+                (
+                    "cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        help_text="In the use case's currency.",
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="cost",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(blank=True, editable=False, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(blank=True, editable=False, verbose_name="updated at")),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1),
+                ),
             ],
             options={
-                'verbose_name': 'historical proof of concept',
-                'verbose_name_plural': 'historical proofs of concept',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical proof of concept",
+                "verbose_name_plural": "historical proofs of concept",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalUseCase',
+            name="HistoricalUseCase",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('external_id', models.CharField(blank=True, help_text="The record's id in another system (ERP, CMDB, ticketing); unique within the team.", max_length=128, null=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9._:-]+$', 'Letters, digits and . _ : - only.')], verbose_name='external id')),
-                ('title', models.CharField(max_length=200, verbose_name='title')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('category', models.CharField(choices=[('customer_support', 'Customer support'), ('document_search', 'Document search'), ('coding_assistant', 'Coding assistant'), ('content_generation', 'Content generation'), ('data_analysis', 'Data analysis'), ('process_automation', 'Process automation'), ('other', 'Other')], default='other', max_length=32, verbose_name='category')),
-                ('stage', models.CharField(choices=[('idea', 'Idea'), ('poc', 'Proof of concept'), ('pilot', 'Pilot'), ('production', 'Production'), ('scaled', 'Scaled'), ('retired', 'Retired')], default='idea', max_length=16, verbose_name='stage')),
-                ('risk_tier', models.CharField(choices=[('unassessed', 'Not assessed'), ('minimal', 'Minimal'), ('limited', 'Limited'), ('high', 'High'), ('unacceptable', 'Unacceptable')], default='unassessed', max_length=16, verbose_name='EU AI Act risk tier')),
-                ('data_classification', models.CharField(choices=[('public', 'Public'), ('internal', 'Internal'), ('confidential', 'Confidential'), ('personal', 'Personal data')], default='internal', max_length=16, verbose_name='data classification')),
-                ('currency', models.CharField(default='USD', help_text="Currency of this use case's costs and benefits.", max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('hours_saved_per_month', models.DecimalField(decimal_places=2, default=0, max_digits=12, validators=[django.core.validators.MinValueValidator(0)], verbose_name='hours saved per month')),
-                ('hourly_rate', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='hourly rate')),
-                ('other_monthly_benefit', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='other monthly benefit')),
-                ('one_time_cost', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='one-time cost')),
-                ('monthly_fixed_cost', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='monthly fixed cost')),
-                ('horizon_months', models.PositiveSmallIntegerField(default=36, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(600)], verbose_name='horizon (months)')),
-                ('expected_monthly_active_users', models.PositiveBigIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(100000000000)], verbose_name='expected monthly active users')),
-                ('monthly_cost', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name='monthly cost')),
-                ('monthly_benefit', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name='monthly benefit')),
-                ('roi_pct', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=24, null=True, verbose_name='ROI %')),
-                ('npv', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name='NPV')),
-                ('payback_months', models.PositiveIntegerField(blank=True, editable=False, null=True, verbose_name='payback (months)')),
-                ('governance_status', models.CharField(choices=[('not_evaluated', 'Not evaluated'), ('open', 'Open items'), ('compliant', 'Compliant'), ('failed', 'Failed')], default='not_evaluated', editable=False, max_length=16, verbose_name='governance status')),
-                ('computed_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='computed at')),
-                ('needs_recompute', models.BooleanField(db_index=True, default=True, editable=False, verbose_name='needs recompute')),
-                ('version', models.PositiveIntegerField(default=1, editable=False, verbose_name='version')),
-                ('created_at', models.DateTimeField(blank=True, editable=False, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(blank=True, db_index=True, editable=False, verbose_name='updated at')),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                ("id", models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID")),
+                (
+                    "external_id",
+                    models.CharField(
+                        blank=True,
+                        help_text="The record's id in another system (ERP, CMDB, ticketing); unique within the team.",
+                        max_length=128,
+                        null=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9._:-]+$", "Letters, digits and . _ : - only."
+                            )
+                        ],
+                        verbose_name="external id",
+                    ),
+                ),
+                ("title", models.CharField(max_length=200, verbose_name="title")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[
+                            ("customer_support", "Customer support"),
+                            ("document_search", "Document search"),
+                            ("coding_assistant", "Coding assistant"),
+                            ("content_generation", "Content generation"),
+                            ("data_analysis", "Data analysis"),
+                            ("process_automation", "Process automation"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        max_length=32,
+                        verbose_name="category",
+                    ),
+                ),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("idea", "Idea"),
+                            ("poc", "Proof of concept"),
+                            ("pilot", "Pilot"),
+                            ("production", "Production"),
+                            ("scaled", "Scaled"),
+                            ("retired", "Retired"),
+                        ],
+                        default="idea",
+                        max_length=16,
+                        verbose_name="stage",
+                    ),
+                ),
+                (
+                    "risk_tier",
+                    models.CharField(
+                        choices=[
+                            ("unassessed", "Not assessed"),
+                            ("minimal", "Minimal"),
+                            ("limited", "Limited"),
+                            ("high", "High"),
+                            ("unacceptable", "Unacceptable"),
+                        ],
+                        default="unassessed",
+                        max_length=16,
+                        verbose_name="EU AI Act risk tier",
+                    ),
+                ),
+                (
+                    "data_classification",
+                    models.CharField(
+                        choices=[
+                            ("public", "Public"),
+                            ("internal", "Internal"),
+                            ("confidential", "Confidential"),
+                            ("personal", "Personal data"),
+                        ],
+                        default="internal",
+                        max_length=16,
+                        verbose_name="data classification",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        help_text="Currency of this use case's costs and benefits.",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "hours_saved_per_month",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="hours saved per month",
+                    ),
+                ),
+                (
+                    "hourly_rate",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="hourly rate",
+                    ),
+                ),
+                (
+                    "other_monthly_benefit",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="other monthly benefit",
+                    ),
+                ),
+                (
+                    "one_time_cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="one-time cost",
+                    ),
+                ),
+                (
+                    "monthly_fixed_cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="monthly fixed cost",
+                    ),
+                ),
+                (
+                    "horizon_months",
+                    models.PositiveSmallIntegerField(
+                        default=36,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(600),
+                        ],
+                        verbose_name="horizon (months)",
+                    ),
+                ),
+                (
+                    "expected_monthly_active_users",
+                    models.PositiveBigIntegerField(
+                        default=0,
+                        validators=[django.core.validators.MaxValueValidator(100000000000)],
+                        verbose_name="expected monthly active users",
+                    ),
+                ),
+                (
+                    "monthly_cost",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        editable=False,
+                        max_digits=20,
+                        null=True,
+                        verbose_name="monthly cost",
+                    ),
+                ),
+                (
+                    "monthly_benefit",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        editable=False,
+                        max_digits=20,
+                        null=True,
+                        verbose_name="monthly benefit",
+                    ),
+                ),
+                (
+                    "roi_pct",
+                    models.DecimalField(
+                        blank=True, decimal_places=2, editable=False, max_digits=24, null=True, verbose_name="ROI %"
+                    ),
+                ),
+                (
+                    "npv",
+                    models.DecimalField(
+                        blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name="NPV"
+                    ),
+                ),
+                (
+                    "payback_months",
+                    models.PositiveIntegerField(blank=True, editable=False, null=True, verbose_name="payback (months)"),
+                ),
+                (
+                    "governance_status",
+                    models.CharField(
+                        choices=[
+                            ("not_evaluated", "Not evaluated"),
+                            ("open", "Open items"),
+                            ("compliant", "Compliant"),
+                            ("failed", "Failed"),
+                        ],
+                        default="not_evaluated",
+                        editable=False,
+                        max_length=16,
+                        verbose_name="governance status",
+                    ),
+                ),
+                (
+                    "computed_at",
+                    models.DateTimeField(blank=True, editable=False, null=True, verbose_name="computed at"),
+                ),
+                (
+                    "needs_recompute",
+                    models.BooleanField(db_index=True, default=True, editable=False, verbose_name="needs recompute"),
+                ),
+                ("version", models.PositiveIntegerField(default=1, editable=False, verbose_name="version")),
+                ("created_at", models.DateTimeField(blank=True, editable=False, verbose_name="created at")),
+                (
+                    "updated_at",
+                    models.DateTimeField(blank=True, db_index=True, editable=False, verbose_name="updated at"),
+                ),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1),
+                ),
             ],
             options={
-                'verbose_name': 'historical use case',
-                'verbose_name_plural': 'historical use cases',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical use case",
+                "verbose_name_plural": "historical use cases",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('member', 'Member'), ('lead', 'Lead')], default='member', max_length=8, verbose_name='role')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("member", "Member"), ("lead", "Lead")],
+                        default="member",
+                        max_length=8,
+                        verbose_name="role",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
             ],
             options={
-                'verbose_name': 'membership',
-                'verbose_name_plural': 'memberships',
-                'ordering': ['team', 'user'],
+                "verbose_name": "membership",
+                "verbose_name_plural": "memberships",
+                "ordering": ["team", "user"],
             },
         ),
         migrations.CreateModel(
-            name='ProofOfConcept',
+            name="ProofOfConcept",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hypothesis', models.TextField(verbose_name='hypothesis')),
-                ('success_criteria', models.TextField(blank=True, verbose_name='success criteria')),
-                ('status', models.CharField(choices=[('planned', 'Planned'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='planned', max_length=16, verbose_name='status')),
-                ('start_date', models.DateField(blank=True, null=True, verbose_name='start date')),
-                ('end_date', models.DateField(blank=True, null=True, verbose_name='end date')),
-                ('kpi_name', models.CharField(blank=True, max_length=128, verbose_name='KPI')),
-                ('baseline_kpi', models.DecimalField(blank=True, decimal_places=4, max_digits=16, null=True, verbose_name='baseline KPI')),
-                ('measured_kpi', models.DecimalField(blank=True, decimal_places=4, max_digits=16, null=True, verbose_name='measured KPI')),
-                ('cost', models.DecimalField(decimal_places=2, default=0, help_text="In the use case's currency.", max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='cost')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("hypothesis", models.TextField(verbose_name="hypothesis")),
+                ("success_criteria", models.TextField(blank=True, verbose_name="success criteria")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("planned", "Planned"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="planned",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("start_date", models.DateField(blank=True, null=True, verbose_name="start date")),
+                ("end_date", models.DateField(blank=True, null=True, verbose_name="end date")),
+                ("kpi_name", models.CharField(blank=True, max_length=128, verbose_name="KPI")),
+                (
+                    "baseline_kpi",
+                    models.DecimalField(
+                        blank=True, decimal_places=4, max_digits=16, null=True, verbose_name="baseline KPI"
+                    ),
+                ),
+                (
+                    "measured_kpi",
+                    models.DecimalField(
+                        blank=True, decimal_places=4, max_digits=16, null=True, verbose_name="measured KPI"
+                    ),
+                ),
+                (
+                    "cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        help_text="In the use case's currency.",
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="cost",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'proof of concept',
-                'verbose_name_plural': 'proofs of concept',
-                'ordering': ['use_case', '-start_date', 'pk'],
+                "verbose_name": "proof of concept",
+                "verbose_name_plural": "proofs of concept",
+                "ordering": ["use_case", "-start_date", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Team',
+            name="Team",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=128, unique=True, verbose_name='name')),
-                ('slug', models.SlugField(max_length=64, unique=True, verbose_name='slug')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=128, unique=True, verbose_name="name")),
+                ("slug", models.SlugField(max_length=64, unique=True, verbose_name="slug")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
             ],
             options={
-                'verbose_name': 'team',
-                'verbose_name_plural': 'teams',
-                'ordering': ['name'],
+                "verbose_name": "team",
+                "verbose_name_plural": "teams",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='UseCase',
+            name="UseCase",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(blank=True, help_text="The record's id in another system (ERP, CMDB, ticketing); unique within the team.", max_length=128, null=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9._:-]+$', 'Letters, digits and . _ : - only.')], verbose_name='external id')),
-                ('title', models.CharField(max_length=200, verbose_name='title')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('category', models.CharField(choices=[('customer_support', 'Customer support'), ('document_search', 'Document search'), ('coding_assistant', 'Coding assistant'), ('content_generation', 'Content generation'), ('data_analysis', 'Data analysis'), ('process_automation', 'Process automation'), ('other', 'Other')], default='other', max_length=32, verbose_name='category')),
-                ('stage', models.CharField(choices=[('idea', 'Idea'), ('poc', 'Proof of concept'), ('pilot', 'Pilot'), ('production', 'Production'), ('scaled', 'Scaled'), ('retired', 'Retired')], default='idea', max_length=16, verbose_name='stage')),
-                ('risk_tier', models.CharField(choices=[('unassessed', 'Not assessed'), ('minimal', 'Minimal'), ('limited', 'Limited'), ('high', 'High'), ('unacceptable', 'Unacceptable')], default='unassessed', max_length=16, verbose_name='EU AI Act risk tier')),
-                ('data_classification', models.CharField(choices=[('public', 'Public'), ('internal', 'Internal'), ('confidential', 'Confidential'), ('personal', 'Personal data')], default='internal', max_length=16, verbose_name='data classification')),
-                ('currency', models.CharField(default='USD', help_text="Currency of this use case's costs and benefits.", max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('hours_saved_per_month', models.DecimalField(decimal_places=2, default=0, max_digits=12, validators=[django.core.validators.MinValueValidator(0)], verbose_name='hours saved per month')),
-                ('hourly_rate', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='hourly rate')),
-                ('other_monthly_benefit', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='other monthly benefit')),
-                ('one_time_cost', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='one-time cost')),
-                ('monthly_fixed_cost', models.DecimalField(decimal_places=2, default=0, max_digits=14, validators=[django.core.validators.MinValueValidator(0)], verbose_name='monthly fixed cost')),
-                ('horizon_months', models.PositiveSmallIntegerField(default=36, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(600)], verbose_name='horizon (months)')),
-                ('expected_monthly_active_users', models.PositiveBigIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(100000000000)], verbose_name='expected monthly active users')),
-                ('monthly_cost', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name='monthly cost')),
-                ('monthly_benefit', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name='monthly benefit')),
-                ('roi_pct', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=24, null=True, verbose_name='ROI %')),
-                ('npv', models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name='NPV')),
-                ('payback_months', models.PositiveIntegerField(blank=True, editable=False, null=True, verbose_name='payback (months)')),
-                ('governance_status', models.CharField(choices=[('not_evaluated', 'Not evaluated'), ('open', 'Open items'), ('compliant', 'Compliant'), ('failed', 'Failed')], default='not_evaluated', editable=False, max_length=16, verbose_name='governance status')),
-                ('computed_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='computed at')),
-                ('needs_recompute', models.BooleanField(db_index=True, default=True, editable=False, verbose_name='needs recompute')),
-                ('version', models.PositiveIntegerField(default=1, editable=False, verbose_name='version')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "external_id",
+                    models.CharField(
+                        blank=True,
+                        help_text="The record's id in another system (ERP, CMDB, ticketing); unique within the team.",
+                        max_length=128,
+                        null=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9._:-]+$", "Letters, digits and . _ : - only."
+                            )
+                        ],
+                        verbose_name="external id",
+                    ),
+                ),
+                ("title", models.CharField(max_length=200, verbose_name="title")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[
+                            ("customer_support", "Customer support"),
+                            ("document_search", "Document search"),
+                            ("coding_assistant", "Coding assistant"),
+                            ("content_generation", "Content generation"),
+                            ("data_analysis", "Data analysis"),
+                            ("process_automation", "Process automation"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        max_length=32,
+                        verbose_name="category",
+                    ),
+                ),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("idea", "Idea"),
+                            ("poc", "Proof of concept"),
+                            ("pilot", "Pilot"),
+                            ("production", "Production"),
+                            ("scaled", "Scaled"),
+                            ("retired", "Retired"),
+                        ],
+                        default="idea",
+                        max_length=16,
+                        verbose_name="stage",
+                    ),
+                ),
+                (
+                    "risk_tier",
+                    models.CharField(
+                        choices=[
+                            ("unassessed", "Not assessed"),
+                            ("minimal", "Minimal"),
+                            ("limited", "Limited"),
+                            ("high", "High"),
+                            ("unacceptable", "Unacceptable"),
+                        ],
+                        default="unassessed",
+                        max_length=16,
+                        verbose_name="EU AI Act risk tier",
+                    ),
+                ),
+                (
+                    "data_classification",
+                    models.CharField(
+                        choices=[
+                            ("public", "Public"),
+                            ("internal", "Internal"),
+                            ("confidential", "Confidential"),
+                            ("personal", "Personal data"),
+                        ],
+                        default="internal",
+                        max_length=16,
+                        verbose_name="data classification",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        help_text="Currency of this use case's costs and benefits.",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "hours_saved_per_month",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="hours saved per month",
+                    ),
+                ),
+                (
+                    "hourly_rate",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="hourly rate",
+                    ),
+                ),
+                (
+                    "other_monthly_benefit",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="other monthly benefit",
+                    ),
+                ),
+                (
+                    "one_time_cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="one-time cost",
+                    ),
+                ),
+                (
+                    "monthly_fixed_cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=14,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="monthly fixed cost",
+                    ),
+                ),
+                (
+                    "horizon_months",
+                    models.PositiveSmallIntegerField(
+                        default=36,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(600),
+                        ],
+                        verbose_name="horizon (months)",
+                    ),
+                ),
+                (
+                    "expected_monthly_active_users",
+                    models.PositiveBigIntegerField(
+                        default=0,
+                        validators=[django.core.validators.MaxValueValidator(100000000000)],
+                        verbose_name="expected monthly active users",
+                    ),
+                ),
+                (
+                    "monthly_cost",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        editable=False,
+                        max_digits=20,
+                        null=True,
+                        verbose_name="monthly cost",
+                    ),
+                ),
+                (
+                    "monthly_benefit",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        editable=False,
+                        max_digits=20,
+                        null=True,
+                        verbose_name="monthly benefit",
+                    ),
+                ),
+                (
+                    "roi_pct",
+                    models.DecimalField(
+                        blank=True, decimal_places=2, editable=False, max_digits=24, null=True, verbose_name="ROI %"
+                    ),
+                ),
+                (
+                    "npv",
+                    models.DecimalField(
+                        blank=True, decimal_places=2, editable=False, max_digits=20, null=True, verbose_name="NPV"
+                    ),
+                ),
+                (
+                    "payback_months",
+                    models.PositiveIntegerField(blank=True, editable=False, null=True, verbose_name="payback (months)"),
+                ),
+                (
+                    "governance_status",
+                    models.CharField(
+                        choices=[
+                            ("not_evaluated", "Not evaluated"),
+                            ("open", "Open items"),
+                            ("compliant", "Compliant"),
+                            ("failed", "Failed"),
+                        ],
+                        default="not_evaluated",
+                        editable=False,
+                        max_length=16,
+                        verbose_name="governance status",
+                    ),
+                ),
+                (
+                    "computed_at",
+                    models.DateTimeField(blank=True, editable=False, null=True, verbose_name="computed at"),
+                ),
+                (
+                    "needs_recompute",
+                    models.BooleanField(db_index=True, default=True, editable=False, verbose_name="needs recompute"),
+                ),
+                ("version", models.PositiveIntegerField(default=1, editable=False, verbose_name="version")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'use case',
-                'verbose_name_plural': 'use cases',
-                'ordering': ['team', 'title'],
+                "verbose_name": "use case",
+                "verbose_name_plural": "use cases",
+                "ordering": ["team", "title"],
             },
         ),
     ]

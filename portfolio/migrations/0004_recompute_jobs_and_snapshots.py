@@ -7,78 +7,148 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portfolio', '0003_portfolio_managers_group'),
+        ("portfolio", "0003_portfolio_managers_group"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PortfolioSnapshot',
+            name="PortfolioSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('taken_on', models.DateField(unique=True, verbose_name='taken on')),
-                ('taken_at', models.DateTimeField(auto_now=True, verbose_name='taken at')),
-                ('currency', models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('use_cases', models.PositiveIntegerField(default=0, verbose_name='use cases')),
-                ('monthly_cost', models.DecimalField(decimal_places=2, default=0, max_digits=20, verbose_name='monthly cost')),
-                ('monthly_benefit', models.DecimalField(decimal_places=2, default=0, max_digits=20, verbose_name='monthly benefit')),
-                ('npv', models.DecimalField(decimal_places=2, default=0, max_digits=22, verbose_name='NPV')),
-                ('by_team', models.JSONField(default=dict, verbose_name='by team')),
-                ('by_stage', models.JSONField(default=dict, verbose_name='by stage')),
-                ('by_model', models.JSONField(default=dict, verbose_name='by model')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("taken_on", models.DateField(unique=True, verbose_name="taken on")),
+                ("taken_at", models.DateTimeField(auto_now=True, verbose_name="taken at")),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                ("use_cases", models.PositiveIntegerField(default=0, verbose_name="use cases")),
+                (
+                    "monthly_cost",
+                    models.DecimalField(decimal_places=2, default=0, max_digits=20, verbose_name="monthly cost"),
+                ),
+                (
+                    "monthly_benefit",
+                    models.DecimalField(decimal_places=2, default=0, max_digits=20, verbose_name="monthly benefit"),
+                ),
+                ("npv", models.DecimalField(decimal_places=2, default=0, max_digits=22, verbose_name="NPV")),
+                ("by_team", models.JSONField(default=dict, verbose_name="by team")),
+                ("by_stage", models.JSONField(default=dict, verbose_name="by stage")),
+                ("by_model", models.JSONField(default=dict, verbose_name="by model")),
             ],
             options={
-                'verbose_name': 'portfolio snapshot',
-                'verbose_name_plural': 'portfolio snapshots',
-                'ordering': ['-taken_on'],
-                'get_latest_by': 'taken_on',
+                "verbose_name": "portfolio snapshot",
+                "verbose_name_plural": "portfolio snapshots",
+                "ordering": ["-taken_on"],
+                "get_latest_by": "taken_on",
             },
         ),
         migrations.CreateModel(
-            name='RecomputeJob',
+            name="RecomputeJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(max_length=200, verbose_name='reason')),
-                ('scope', models.JSONField(default=dict, verbose_name='scope')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('finished', 'Finished'), ('failed', 'Failed')], db_index=True, default='queued', max_length=16, verbose_name='status')),
-                ('total', models.PositiveIntegerField(default=0, verbose_name='use cases')),
-                ('done', models.PositiveIntegerField(default=0, verbose_name='done')),
-                ('changed', models.PositiveIntegerField(default=0, verbose_name='figures changed')),
-                ('errors', models.PositiveIntegerField(default=0, verbose_name='errors')),
-                ('last_error', models.TextField(blank=True, verbose_name='last error')),
-                ('currency', models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('monthly_cost_before', models.DecimalField(blank=True, decimal_places=2, max_digits=20, null=True, verbose_name='monthly cost before')),
-                ('monthly_cost_after', models.DecimalField(blank=True, decimal_places=2, max_digits=20, null=True, verbose_name='monthly cost after')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
-                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started at')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='requested by')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("reason", models.CharField(max_length=200, verbose_name="reason")),
+                ("scope", models.JSONField(default=dict, verbose_name="scope")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("finished", "Finished"),
+                            ("failed", "Failed"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("total", models.PositiveIntegerField(default=0, verbose_name="use cases")),
+                ("done", models.PositiveIntegerField(default=0, verbose_name="done")),
+                ("changed", models.PositiveIntegerField(default=0, verbose_name="figures changed")),
+                ("errors", models.PositiveIntegerField(default=0, verbose_name="errors")),
+                ("last_error", models.TextField(blank=True, verbose_name="last error")),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "monthly_cost_before",
+                    models.DecimalField(
+                        blank=True, decimal_places=2, max_digits=20, null=True, verbose_name="monthly cost before"
+                    ),
+                ),
+                (
+                    "monthly_cost_after",
+                    models.DecimalField(
+                        blank=True, decimal_places=2, max_digits=20, null=True, verbose_name="monthly cost after"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created at")),
+                ("started_at", models.DateTimeField(blank=True, null=True, verbose_name="started at")),
+                ("finished_at", models.DateTimeField(blank=True, null=True, verbose_name="finished at")),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="requested by",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'recompute job',
-                'verbose_name_plural': 'recompute jobs',
-                'ordering': ['-created_at', '-pk'],
-                'get_latest_by': 'created_at',
+                "verbose_name": "recompute job",
+                "verbose_name_plural": "recompute jobs",
+                "ordering": ["-created_at", "-pk"],
+                "get_latest_by": "created_at",
             },
         ),
         migrations.CreateModel(
-            name='RecomputeChunk',
+            name="RecomputeChunk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('first_id', models.BigIntegerField()),
-                ('size', models.PositiveIntegerField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='portfolio.recomputejob')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("first_id", models.BigIntegerField()),
+                ("size", models.PositiveIntegerField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="chunks", to="portfolio.recomputejob"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='recomputejob',
-            constraint=models.CheckConstraint(condition=models.Q(('done__lte', models.F('total'))), name='recompute_job_done_within_total'),
+            model_name="recomputejob",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("done__lte", models.F("total"))), name="recompute_job_done_within_total"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='recomputechunk',
-            constraint=models.UniqueConstraint(fields=('job', 'first_id'), name='recompute_chunk_once_per_job'),
+            model_name="recomputechunk",
+            constraint=models.UniqueConstraint(fields=("job", "first_id"), name="recompute_chunk_once_per_job"),
         ),
     ]

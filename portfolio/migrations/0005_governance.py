@@ -9,158 +9,639 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portfolio', '0004_recompute_jobs_and_snapshots'),
+        ("portfolio", "0004_recompute_jobs_and_snapshots"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalusecase',
-            name='ai_role',
-            field=models.CharField(choices=[('developer', 'AI developer'), ('provider', 'AI provider'), ('business_user', 'AI business user')], default='business_user', help_text='The role the company plays for this use case; it selects the governance items that apply.', max_length=16, verbose_name='AI role'),
+            model_name="historicalusecase",
+            name="ai_role",
+            field=models.CharField(
+                choices=[
+                    ("developer", "AI developer"),
+                    ("provider", "AI provider"),
+                    ("business_user", "AI business user"),
+                ],
+                default="business_user",
+                help_text="The role the company plays for this use case; it selects the governance items that apply.",
+                max_length=16,
+                verbose_name="AI role",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalusecase',
-            name='frameworks',
-            field=models.JSONField(blank=True, default=portfolio.models.default_frameworks, help_text='Frameworks whose checklist items apply, on top of the core rules.', validators=[portfolio.models.ChoiceListValidator(['eu_ai_act', 'japan_ai_guidelines'])], verbose_name='governance frameworks'),
+            model_name="historicalusecase",
+            name="frameworks",
+            field=models.JSONField(
+                blank=True,
+                default=portfolio.models.default_frameworks,
+                help_text="Frameworks whose checklist items apply, on top of the core rules.",
+                validators=[portfolio.models.ChoiceListValidator(["eu_ai_act", "japan_ai_guidelines"])],
+                verbose_name="governance frameworks",
+            ),
         ),
         migrations.AddField(
-            model_name='usecase',
-            name='ai_role',
-            field=models.CharField(choices=[('developer', 'AI developer'), ('provider', 'AI provider'), ('business_user', 'AI business user')], default='business_user', help_text='The role the company plays for this use case; it selects the governance items that apply.', max_length=16, verbose_name='AI role'),
+            model_name="usecase",
+            name="ai_role",
+            field=models.CharField(
+                choices=[
+                    ("developer", "AI developer"),
+                    ("provider", "AI provider"),
+                    ("business_user", "AI business user"),
+                ],
+                default="business_user",
+                help_text="The role the company plays for this use case; it selects the governance items that apply.",
+                max_length=16,
+                verbose_name="AI role",
+            ),
         ),
         migrations.AddField(
-            model_name='usecase',
-            name='frameworks',
-            field=models.JSONField(blank=True, default=portfolio.models.default_frameworks, help_text='Frameworks whose checklist items apply, on top of the core rules.', validators=[portfolio.models.ChoiceListValidator(['eu_ai_act', 'japan_ai_guidelines'])], verbose_name='governance frameworks'),
+            model_name="usecase",
+            name="frameworks",
+            field=models.JSONField(
+                blank=True,
+                default=portfolio.models.default_frameworks,
+                help_text="Frameworks whose checklist items apply, on top of the core rules.",
+                validators=[portfolio.models.ChoiceListValidator(["eu_ai_act", "japan_ai_guidelines"])],
+                verbose_name="governance frameworks",
+            ),
         ),
         migrations.CreateModel(
-            name='ChecklistTemplate',
+            name="ChecklistTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=64, unique=True, verbose_name='code')),
-                ('framework', models.CharField(choices=[('core', 'Core rules'), ('eu_ai_act', 'EU AI Act'), ('japan_ai_guidelines', 'Japan AI Guidelines for Business')], default='core', max_length=32, verbose_name='framework')),
-                ('category', models.CharField(choices=[('licensing', 'Licensing'), ('security', 'Security'), ('ethics', 'Ethics')], max_length=16, verbose_name='category')),
-                ('title', models.CharField(max_length=200, verbose_name='title')),
-                ('guidance', models.TextField(blank=True, help_text='What to check and what counts as evidence.', verbose_name='guidance')),
-                ('reference', models.CharField(blank=True, help_text='The article or principle the item comes from.', max_length=200, verbose_name='reference')),
-                ('kind', models.CharField(choices=[('automatic', 'Automatic'), ('manual', 'Manual')], default='manual', max_length=16, verbose_name='kind')),
-                ('rule', models.CharField(blank=True, choices=[('licence_known', 'Every deployed model has a known licence'), ('licence_commercial_use', 'The licences allow commercial use'), ('licence_user_limit', "Expected monthly active users within the licences' limits"), ('data_processing_agreement', 'Confidential or personal data reach external APIs only under a data-processing agreement'), ('risk_tier', 'Risk tier assessed and not unacceptable')], help_text='Decides an automatic item; empty for manual.', max_length=32, verbose_name='rule')),
-                ('applies_to_risk_tiers', models.JSONField(blank=True, default=list, validators=[portfolio.models.ChoiceListValidator(['unassessed', 'minimal', 'limited', 'high', 'unacceptable'])], verbose_name='risk tiers')),
-                ('applies_to_data_classifications', models.JSONField(blank=True, default=list, validators=[portfolio.models.ChoiceListValidator(['public', 'internal', 'confidential', 'personal'])], verbose_name='data classifications')),
-                ('applies_to_hosting', models.JSONField(blank=True, default=list, help_text='Applies when a planned or active deployment is hosted this way.', validators=[portfolio.models.ChoiceListValidator(['api', 'self_hosted'])], verbose_name='hosting')),
-                ('applies_to_ai_roles', models.JSONField(blank=True, default=list, validators=[portfolio.models.ChoiceListValidator(['developer', 'provider', 'business_user'])], verbose_name='AI roles')),
-                ('required', models.BooleanField(default=True, help_text='Required items count for the governance status and the stage gate.', verbose_name='required')),
-                ('active', models.BooleanField(default=True, help_text='Inactive templates produce no new items.', verbose_name='active')),
-                ('position', models.PositiveSmallIntegerField(default=0, verbose_name='position')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.SlugField(max_length=64, unique=True, verbose_name="code")),
+                (
+                    "framework",
+                    models.CharField(
+                        choices=[
+                            ("core", "Core rules"),
+                            ("eu_ai_act", "EU AI Act"),
+                            ("japan_ai_guidelines", "Japan AI Guidelines for Business"),
+                        ],
+                        default="core",
+                        max_length=32,
+                        verbose_name="framework",
+                    ),
+                ),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[("licensing", "Licensing"), ("security", "Security"), ("ethics", "Ethics")],
+                        max_length=16,
+                        verbose_name="category",
+                    ),
+                ),
+                ("title", models.CharField(max_length=200, verbose_name="title")),
+                (
+                    "guidance",
+                    models.TextField(
+                        blank=True, help_text="What to check and what counts as evidence.", verbose_name="guidance"
+                    ),
+                ),
+                (
+                    "reference",
+                    models.CharField(
+                        blank=True,
+                        help_text="The article or principle the item comes from.",
+                        max_length=200,
+                        verbose_name="reference",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("automatic", "Automatic"), ("manual", "Manual")],
+                        default="manual",
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("licence_known", "Every deployed model has a known licence"),
+                            ("licence_commercial_use", "The licences allow commercial use"),
+                            ("licence_user_limit", "Expected monthly active users within the licences' limits"),
+                            (
+                                "data_processing_agreement",
+                                "Confidential or personal data reach external APIs only under a data-processing agreement",
+                            ),
+                            ("risk_tier", "Risk tier assessed and not unacceptable"),
+                        ],
+                        help_text="Decides an automatic item; empty for manual.",
+                        max_length=32,
+                        verbose_name="rule",
+                    ),
+                ),
+                (
+                    "applies_to_risk_tiers",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        validators=[
+                            portfolio.models.ChoiceListValidator(
+                                ["unassessed", "minimal", "limited", "high", "unacceptable"]
+                            )
+                        ],
+                        verbose_name="risk tiers",
+                    ),
+                ),
+                (
+                    "applies_to_data_classifications",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        validators=[
+                            portfolio.models.ChoiceListValidator(["public", "internal", "confidential", "personal"])
+                        ],
+                        verbose_name="data classifications",
+                    ),
+                ),
+                (
+                    "applies_to_hosting",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Applies when a planned or active deployment is hosted this way.",
+                        validators=[portfolio.models.ChoiceListValidator(["api", "self_hosted"])],
+                        verbose_name="hosting",
+                    ),
+                ),
+                (
+                    "applies_to_ai_roles",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        validators=[portfolio.models.ChoiceListValidator(["developer", "provider", "business_user"])],
+                        verbose_name="AI roles",
+                    ),
+                ),
+                (
+                    "required",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Required items count for the governance status and the stage gate.",
+                        verbose_name="required",
+                    ),
+                ),
+                (
+                    "active",
+                    models.BooleanField(
+                        default=True, help_text="Inactive templates produce no new items.", verbose_name="active"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField(default=0, verbose_name="position")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'checklist template',
-                'verbose_name_plural': 'checklist templates',
-                'ordering': ['framework', 'category', 'position', 'code'],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('kind', 'automatic'), models.Q(('rule', ''), _negated=True)), models.Q(('kind', 'manual'), ('rule', '')), _connector='OR'), name='checklist_template_rule_iff_automatic')],
+                "verbose_name": "checklist template",
+                "verbose_name_plural": "checklist templates",
+                "ordering": ["framework", "category", "position", "code"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("kind", "automatic"), models.Q(("rule", ""), _negated=True)),
+                            models.Q(("kind", "manual"), ("rule", "")),
+                            _connector="OR",
+                        ),
+                        name="checklist_template_rule_iff_automatic",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalChecklistItem',
+            name="HistoricalChecklistItem",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('status', models.CharField(choices=[('open', 'Open'), ('passed', 'Passed'), ('failed', 'Failed'), ('waived', 'Waived')], default='open', max_length=16, verbose_name='status')),
-                ('required', models.BooleanField(default=True, help_text='Counts for the governance status and the gate. Off for optional items and for items kept for their evidence or waiver after their template stopped applying.', verbose_name='required')),
-                ('detail', models.TextField(blank=True, help_text='Why the automatic rule decided as it did.', verbose_name='detail')),
-                ('evidence_text', models.TextField(blank=True, verbose_name='evidence')),
-                ('evidence_url', models.URLField(blank=True, max_length=500, verbose_name='evidence link')),
-                ('evidence_file', models.TextField(blank=True, max_length=255, validators=[django.core.validators.FileExtensionValidator(['pdf', 'png', 'jpg', 'jpeg', 'txt', 'md', 'csv', 'json', 'docx', 'xlsx', 'pptx', 'odt', 'ods', 'odp'])], verbose_name='evidence file')),
-                ('recorded_at', models.DateTimeField(blank=True, null=True, verbose_name='recorded at')),
-                ('waiver_reason', models.TextField(blank=True, verbose_name='waiver reason')),
-                ('waived_at', models.DateTimeField(blank=True, null=True, verbose_name='waived at')),
-                ('waiver_expires_on', models.DateField(blank=True, help_text='From this day on the item is open again.', null=True, verbose_name='waiver expires on')),
-                ('created_at', models.DateTimeField(blank=True, editable=False, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(blank=True, editable=False, verbose_name='updated at')),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('recorded_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='recorded by')),
-                ('template', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='portfolio.checklisttemplate', verbose_name='template')),
-                ('use_case', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='portfolio.usecase', verbose_name='use case')),
-                ('waived_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='waived by')),
+                ("id", models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("passed", "Passed"), ("failed", "Failed"), ("waived", "Waived")],
+                        default="open",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "required",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Counts for the governance status and the gate. Off for optional items and for items kept for their evidence or waiver after their template stopped applying.",
+                        verbose_name="required",
+                    ),
+                ),
+                (
+                    "detail",
+                    models.TextField(
+                        blank=True, help_text="Why the automatic rule decided as it did.", verbose_name="detail"
+                    ),
+                ),
+                ("evidence_text", models.TextField(blank=True, verbose_name="evidence")),
+                ("evidence_url", models.URLField(blank=True, max_length=500, verbose_name="evidence link")),
+                (
+                    "evidence_file",
+                    models.TextField(
+                        blank=True,
+                        max_length=255,
+                        validators=[
+                            django.core.validators.FileExtensionValidator(
+                                [
+                                    "pdf",
+                                    "png",
+                                    "jpg",
+                                    "jpeg",
+                                    "txt",
+                                    "md",
+                                    "csv",
+                                    "json",
+                                    "docx",
+                                    "xlsx",
+                                    "pptx",
+                                    "odt",
+                                    "ods",
+                                    "odp",
+                                ]
+                            )
+                        ],
+                        verbose_name="evidence file",
+                    ),
+                ),
+                ("recorded_at", models.DateTimeField(blank=True, null=True, verbose_name="recorded at")),
+                ("waiver_reason", models.TextField(blank=True, verbose_name="waiver reason")),
+                ("waived_at", models.DateTimeField(blank=True, null=True, verbose_name="waived at")),
+                (
+                    "waiver_expires_on",
+                    models.DateField(
+                        blank=True,
+                        help_text="From this day on the item is open again.",
+                        null=True,
+                        verbose_name="waiver expires on",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(blank=True, editable=False, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(blank=True, editable=False, verbose_name="updated at")),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "recorded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="recorded by",
+                    ),
+                ),
+                (
+                    "template",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="portfolio.checklisttemplate",
+                        verbose_name="template",
+                    ),
+                ),
+                (
+                    "use_case",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="portfolio.usecase",
+                        verbose_name="use case",
+                    ),
+                ),
+                (
+                    "waived_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="waived by",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical checklist item',
-                'verbose_name_plural': 'historical checklist items',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical checklist item",
+                "verbose_name_plural": "historical checklist items",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalChecklistTemplate',
+            name="HistoricalChecklistTemplate",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('code', models.SlugField(max_length=64, verbose_name='code')),
-                ('framework', models.CharField(choices=[('core', 'Core rules'), ('eu_ai_act', 'EU AI Act'), ('japan_ai_guidelines', 'Japan AI Guidelines for Business')], default='core', max_length=32, verbose_name='framework')),
-                ('category', models.CharField(choices=[('licensing', 'Licensing'), ('security', 'Security'), ('ethics', 'Ethics')], max_length=16, verbose_name='category')),
-                ('title', models.CharField(max_length=200, verbose_name='title')),
-                ('guidance', models.TextField(blank=True, help_text='What to check and what counts as evidence.', verbose_name='guidance')),
-                ('reference', models.CharField(blank=True, help_text='The article or principle the item comes from.', max_length=200, verbose_name='reference')),
-                ('kind', models.CharField(choices=[('automatic', 'Automatic'), ('manual', 'Manual')], default='manual', max_length=16, verbose_name='kind')),
-                ('rule', models.CharField(blank=True, choices=[('licence_known', 'Every deployed model has a known licence'), ('licence_commercial_use', 'The licences allow commercial use'), ('licence_user_limit', "Expected monthly active users within the licences' limits"), ('data_processing_agreement', 'Confidential or personal data reach external APIs only under a data-processing agreement'), ('risk_tier', 'Risk tier assessed and not unacceptable')], help_text='Decides an automatic item; empty for manual.', max_length=32, verbose_name='rule')),
-                ('applies_to_risk_tiers', models.JSONField(blank=True, default=list, validators=[portfolio.models.ChoiceListValidator(['unassessed', 'minimal', 'limited', 'high', 'unacceptable'])], verbose_name='risk tiers')),
-                ('applies_to_data_classifications', models.JSONField(blank=True, default=list, validators=[portfolio.models.ChoiceListValidator(['public', 'internal', 'confidential', 'personal'])], verbose_name='data classifications')),
-                ('applies_to_hosting', models.JSONField(blank=True, default=list, help_text='Applies when a planned or active deployment is hosted this way.', validators=[portfolio.models.ChoiceListValidator(['api', 'self_hosted'])], verbose_name='hosting')),
-                ('applies_to_ai_roles', models.JSONField(blank=True, default=list, validators=[portfolio.models.ChoiceListValidator(['developer', 'provider', 'business_user'])], verbose_name='AI roles')),
-                ('required', models.BooleanField(default=True, help_text='Required items count for the governance status and the stage gate.', verbose_name='required')),
-                ('active', models.BooleanField(default=True, help_text='Inactive templates produce no new items.', verbose_name='active')),
-                ('position', models.PositiveSmallIntegerField(default=0, verbose_name='position')),
-                ('created_at', models.DateTimeField(blank=True, editable=False, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(blank=True, editable=False, verbose_name='updated at')),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID")),
+                ("code", models.SlugField(max_length=64, verbose_name="code")),
+                (
+                    "framework",
+                    models.CharField(
+                        choices=[
+                            ("core", "Core rules"),
+                            ("eu_ai_act", "EU AI Act"),
+                            ("japan_ai_guidelines", "Japan AI Guidelines for Business"),
+                        ],
+                        default="core",
+                        max_length=32,
+                        verbose_name="framework",
+                    ),
+                ),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[("licensing", "Licensing"), ("security", "Security"), ("ethics", "Ethics")],
+                        max_length=16,
+                        verbose_name="category",
+                    ),
+                ),
+                ("title", models.CharField(max_length=200, verbose_name="title")),
+                (
+                    "guidance",
+                    models.TextField(
+                        blank=True, help_text="What to check and what counts as evidence.", verbose_name="guidance"
+                    ),
+                ),
+                (
+                    "reference",
+                    models.CharField(
+                        blank=True,
+                        help_text="The article or principle the item comes from.",
+                        max_length=200,
+                        verbose_name="reference",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("automatic", "Automatic"), ("manual", "Manual")],
+                        default="manual",
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("licence_known", "Every deployed model has a known licence"),
+                            ("licence_commercial_use", "The licences allow commercial use"),
+                            ("licence_user_limit", "Expected monthly active users within the licences' limits"),
+                            (
+                                "data_processing_agreement",
+                                "Confidential or personal data reach external APIs only under a data-processing agreement",
+                            ),
+                            ("risk_tier", "Risk tier assessed and not unacceptable"),
+                        ],
+                        help_text="Decides an automatic item; empty for manual.",
+                        max_length=32,
+                        verbose_name="rule",
+                    ),
+                ),
+                (
+                    "applies_to_risk_tiers",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        validators=[
+                            portfolio.models.ChoiceListValidator(
+                                ["unassessed", "minimal", "limited", "high", "unacceptable"]
+                            )
+                        ],
+                        verbose_name="risk tiers",
+                    ),
+                ),
+                (
+                    "applies_to_data_classifications",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        validators=[
+                            portfolio.models.ChoiceListValidator(["public", "internal", "confidential", "personal"])
+                        ],
+                        verbose_name="data classifications",
+                    ),
+                ),
+                (
+                    "applies_to_hosting",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Applies when a planned or active deployment is hosted this way.",
+                        validators=[portfolio.models.ChoiceListValidator(["api", "self_hosted"])],
+                        verbose_name="hosting",
+                    ),
+                ),
+                (
+                    "applies_to_ai_roles",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        validators=[portfolio.models.ChoiceListValidator(["developer", "provider", "business_user"])],
+                        verbose_name="AI roles",
+                    ),
+                ),
+                (
+                    "required",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Required items count for the governance status and the stage gate.",
+                        verbose_name="required",
+                    ),
+                ),
+                (
+                    "active",
+                    models.BooleanField(
+                        default=True, help_text="Inactive templates produce no new items.", verbose_name="active"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField(default=0, verbose_name="position")),
+                ("created_at", models.DateTimeField(blank=True, editable=False, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(blank=True, editable=False, verbose_name="updated at")),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical checklist template',
-                'verbose_name_plural': 'historical checklist templates',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical checklist template",
+                "verbose_name_plural": "historical checklist templates",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='ChecklistItem',
+            name="ChecklistItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('open', 'Open'), ('passed', 'Passed'), ('failed', 'Failed'), ('waived', 'Waived')], default='open', max_length=16, verbose_name='status')),
-                ('required', models.BooleanField(default=True, help_text='Counts for the governance status and the gate. Off for optional items and for items kept for their evidence or waiver after their template stopped applying.', verbose_name='required')),
-                ('detail', models.TextField(blank=True, help_text='Why the automatic rule decided as it did.', verbose_name='detail')),
-                ('evidence_text', models.TextField(blank=True, verbose_name='evidence')),
-                ('evidence_url', models.URLField(blank=True, max_length=500, verbose_name='evidence link')),
-                ('evidence_file', models.FileField(blank=True, max_length=255, upload_to=portfolio.models.evidence_upload_to, validators=[django.core.validators.FileExtensionValidator(['pdf', 'png', 'jpg', 'jpeg', 'txt', 'md', 'csv', 'json', 'docx', 'xlsx', 'pptx', 'odt', 'ods', 'odp'])], verbose_name='evidence file')),
-                ('recorded_at', models.DateTimeField(blank=True, null=True, verbose_name='recorded at')),
-                ('waiver_reason', models.TextField(blank=True, verbose_name='waiver reason')),
-                ('waived_at', models.DateTimeField(blank=True, null=True, verbose_name='waived at')),
-                ('waiver_expires_on', models.DateField(blank=True, help_text='From this day on the item is open again.', null=True, verbose_name='waiver expires on')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('recorded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='recorded by')),
-                ('use_case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='checklist_items', to='portfolio.usecase', verbose_name='use case')),
-                ('waived_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='waived by')),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='items', to='portfolio.checklisttemplate', verbose_name='template')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("passed", "Passed"), ("failed", "Failed"), ("waived", "Waived")],
+                        default="open",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "required",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Counts for the governance status and the gate. Off for optional items and for items kept for their evidence or waiver after their template stopped applying.",
+                        verbose_name="required",
+                    ),
+                ),
+                (
+                    "detail",
+                    models.TextField(
+                        blank=True, help_text="Why the automatic rule decided as it did.", verbose_name="detail"
+                    ),
+                ),
+                ("evidence_text", models.TextField(blank=True, verbose_name="evidence")),
+                ("evidence_url", models.URLField(blank=True, max_length=500, verbose_name="evidence link")),
+                (
+                    "evidence_file",
+                    models.FileField(
+                        blank=True,
+                        max_length=255,
+                        upload_to=portfolio.models.evidence_upload_to,
+                        validators=[
+                            django.core.validators.FileExtensionValidator(
+                                [
+                                    "pdf",
+                                    "png",
+                                    "jpg",
+                                    "jpeg",
+                                    "txt",
+                                    "md",
+                                    "csv",
+                                    "json",
+                                    "docx",
+                                    "xlsx",
+                                    "pptx",
+                                    "odt",
+                                    "ods",
+                                    "odp",
+                                ]
+                            )
+                        ],
+                        verbose_name="evidence file",
+                    ),
+                ),
+                ("recorded_at", models.DateTimeField(blank=True, null=True, verbose_name="recorded at")),
+                ("waiver_reason", models.TextField(blank=True, verbose_name="waiver reason")),
+                ("waived_at", models.DateTimeField(blank=True, null=True, verbose_name="waived at")),
+                (
+                    "waiver_expires_on",
+                    models.DateField(
+                        blank=True,
+                        help_text="From this day on the item is open again.",
+                        null=True,
+                        verbose_name="waiver expires on",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "recorded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="recorded by",
+                    ),
+                ),
+                (
+                    "use_case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="checklist_items",
+                        to="portfolio.usecase",
+                        verbose_name="use case",
+                    ),
+                ),
+                (
+                    "waived_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="waived by",
+                    ),
+                ),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="items",
+                        to="portfolio.checklisttemplate",
+                        verbose_name="template",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'checklist item',
-                'verbose_name_plural': 'checklist items',
-                'ordering': ['use_case_id', 'template_id'],
-                'indexes': [models.Index(fields=['status', 'waiver_expires_on'], name='checklist_item_status_idx')],
-                'constraints': [models.UniqueConstraint(fields=('use_case', 'template'), name='checklist_item_one_per_template'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'waived'), _negated=True), models.Q(('waiver_reason', ''), _negated=True), _connector='OR'), name='checklist_item_waiver_has_reason')],
+                "verbose_name": "checklist item",
+                "verbose_name_plural": "checklist items",
+                "ordering": ["use_case_id", "template_id"],
+                "indexes": [models.Index(fields=["status", "waiver_expires_on"], name="checklist_item_status_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("use_case", "template"), name="checklist_item_one_per_template"),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "waived"), _negated=True),
+                            models.Q(("waiver_reason", ""), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="checklist_item_waiver_has_reason",
+                    ),
+                ],
             },
         ),
     ]

@@ -7,57 +7,166 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portfolio', '0006_shipped_checklist_templates'),
+        ("portfolio", "0006_shipped_checklist_templates"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WebhookSubscription',
+            name="WebhookSubscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('description', models.CharField(blank=True, max_length=200, verbose_name='description')),
-                ('target_url', models.URLField(help_text='A public http(s) address that receives the events by POST.', max_length=500, verbose_name='target URL')),
-                ('events', models.JSONField(default=list, validators=[portfolio.models.ChoiceListValidator(['use_case.created', 'use_case.updated', 'use_case.stage_changed', 'deployment.changed', 'checklist_item.failed', 'checklist_item.waived', 'price.changed', 'recompute.finished'])], verbose_name='events')),
-                ('secret', models.CharField(editable=False, max_length=128, verbose_name='secret')),
-                ('active', models.BooleanField(default=True, verbose_name='active')),
-                ('disabled_reason', models.TextField(blank=True, editable=False, verbose_name='disabled reason')),
-                ('consecutive_failures', models.PositiveIntegerField(default=0, editable=False, help_text='Deliveries abandoned in a row since the last success.', verbose_name='consecutive failures')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='owner')),
-                ('team', models.ForeignKey(blank=True, help_text='Empty: the whole portfolio (portfolio managers only).', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='webhook_subscriptions', to='portfolio.team', verbose_name='team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("description", models.CharField(blank=True, max_length=200, verbose_name="description")),
+                (
+                    "target_url",
+                    models.URLField(
+                        help_text="A public http(s) address that receives the events by POST.",
+                        max_length=500,
+                        verbose_name="target URL",
+                    ),
+                ),
+                (
+                    "events",
+                    models.JSONField(
+                        default=list,
+                        validators=[
+                            portfolio.models.ChoiceListValidator(
+                                [
+                                    "use_case.created",
+                                    "use_case.updated",
+                                    "use_case.stage_changed",
+                                    "deployment.changed",
+                                    "checklist_item.failed",
+                                    "checklist_item.waived",
+                                    "price.changed",
+                                    "recompute.finished",
+                                ]
+                            )
+                        ],
+                        verbose_name="events",
+                    ),
+                ),
+                ("secret", models.CharField(editable=False, max_length=128, verbose_name="secret")),
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                ("disabled_reason", models.TextField(blank=True, editable=False, verbose_name="disabled reason")),
+                (
+                    "consecutive_failures",
+                    models.PositiveIntegerField(
+                        default=0,
+                        editable=False,
+                        help_text="Deliveries abandoned in a row since the last success.",
+                        verbose_name="consecutive failures",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="owner",
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: the whole portfolio (portfolio managers only).",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="webhook_subscriptions",
+                        to="portfolio.team",
+                        verbose_name="team",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'webhook subscription',
-                'verbose_name_plural': 'webhook subscriptions',
-                'ordering': ['pk'],
+                "verbose_name": "webhook subscription",
+                "verbose_name_plural": "webhook subscriptions",
+                "ordering": ["pk"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_type', models.CharField(choices=[('use_case.created', 'Use case created'), ('use_case.updated', 'Use case updated'), ('use_case.stage_changed', 'Use case stage changed'), ('deployment.changed', 'Deployment created, changed or deleted'), ('checklist_item.failed', 'Checklist item failed'), ('checklist_item.waived', 'Checklist item waived'), ('price.changed', 'Price added'), ('recompute.finished', 'Recompute job finished')], max_length=32, verbose_name='event')),
-                ('event_id', models.UUIDField(help_text='Sent as X-Webhook-Id; the same on every attempt.', verbose_name='event id')),
-                ('payload', models.JSONField(verbose_name='payload')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed, will retry'), ('abandoned', 'Abandoned')], default='pending', max_length=16, verbose_name='status')),
-                ('attempts', models.PositiveSmallIntegerField(default=0, verbose_name='attempts')),
-                ('last_status_code', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='last status code')),
-                ('last_error', models.TextField(blank=True, verbose_name='last error')),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True, verbose_name='next attempt at')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created at')),
-                ('delivered_at', models.DateTimeField(blank=True, null=True, verbose_name='delivered at')),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='portfolio.webhooksubscription', verbose_name='subscription')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "event_type",
+                    models.CharField(
+                        choices=[
+                            ("use_case.created", "Use case created"),
+                            ("use_case.updated", "Use case updated"),
+                            ("use_case.stage_changed", "Use case stage changed"),
+                            ("deployment.changed", "Deployment created, changed or deleted"),
+                            ("checklist_item.failed", "Checklist item failed"),
+                            ("checklist_item.waived", "Checklist item waived"),
+                            ("price.changed", "Price added"),
+                            ("recompute.finished", "Recompute job finished"),
+                        ],
+                        max_length=32,
+                        verbose_name="event",
+                    ),
+                ),
+                (
+                    "event_id",
+                    models.UUIDField(
+                        help_text="Sent as X-Webhook-Id; the same on every attempt.", verbose_name="event id"
+                    ),
+                ),
+                ("payload", models.JSONField(verbose_name="payload")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("delivered", "Delivered"),
+                            ("failed", "Failed, will retry"),
+                            ("abandoned", "Abandoned"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0, verbose_name="attempts")),
+                (
+                    "last_status_code",
+                    models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="last status code"),
+                ),
+                ("last_error", models.TextField(blank=True, verbose_name="last error")),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True, verbose_name="next attempt at")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created at")),
+                ("delivered_at", models.DateTimeField(blank=True, null=True, verbose_name="delivered at")),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="portfolio.webhooksubscription",
+                        verbose_name="subscription",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'webhook delivery',
-                'verbose_name_plural': 'webhook deliveries',
-                'ordering': ['-created_at', '-pk'],
-                'indexes': [models.Index(fields=['status', 'next_attempt_at'], name='webhook_delivery_due_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('status', 'delivered'), _negated=True), ('delivered_at__isnull', False), _connector='OR'), name='webhook_delivery_delivered_has_time')],
+                "verbose_name": "webhook delivery",
+                "verbose_name_plural": "webhook deliveries",
+                "ordering": ["-created_at", "-pk"],
+                "indexes": [models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due_idx")],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "delivered"), _negated=True),
+                            ("delivered_at__isnull", False),
+                            _connector="OR",
+                        ),
+                        name="webhook_delivery_delivered_has_time",
+                    )
+                ],
             },
         ),
     ]

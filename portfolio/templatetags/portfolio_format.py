@@ -4,6 +4,7 @@
 two for USD) with the same rounding the recompute uses, groups digits per locale and
 shows the currency's symbol or code.
 """
+
 from decimal import Decimal, InvalidOperation
 
 from django import template

@@ -12,8 +12,15 @@ MAX_EXCHANGE_RATE = Decimal(10_000_000)
 class LicenceSerializer(ModelSerializer):
     class Meta:
         model = Licence
-        fields = ["key", "name", "url", "commercial_use", "monthly_active_user_limit", "requires_attribution",
-                  "requires_acceptable_use_policy"]
+        fields = [
+            "key",
+            "name",
+            "url",
+            "commercial_use",
+            "monthly_active_user_limit",
+            "requires_attribution",
+            "requires_acceptable_use_policy",
+        ]
         read_only_fields = fields
 
 
@@ -33,16 +40,26 @@ class PriceSerializer(ModelSerializer):
 
     class Meta:
         model = Price
-        fields = ["id", "model", "team", "input_per_million", "output_per_million", "cached_input_per_million",
-                  "currency", "effective_from", "source", "source_url", "created_at"]
+        fields = [
+            "id",
+            "model",
+            "team",
+            "input_per_million",
+            "output_per_million",
+            "cached_input_per_million",
+            "currency",
+            "effective_from",
+            "source",
+            "source_url",
+            "created_at",
+        ]
         read_only_fields = ["id", "team", "created_at"]
 
 
 class CreatePriceSerializer(PriceSerializer):
     """Input of a new price; ``team`` (a slug) makes it that team's contract price."""
 
-    team = serializers.SlugRelatedField(slug_field="slug", required=False, allow_null=True,
-                                        queryset=Team.objects.all())
+    team = serializers.SlugRelatedField(slug_field="slug", required=False, allow_null=True, queryset=Team.objects.all())
 
     class Meta(PriceSerializer.Meta):
         read_only_fields = ["id", "created_at"]

@@ -8,215 +8,666 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('portfolio', '0001_initial'),
+        ("portfolio", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LanguageModel',
+            name="LanguageModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(help_text='Provider and model, e.g. openai/gpt-4o.', max_length=128, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._:-]*$')], verbose_name='key')),
-                ('display_name', models.CharField(max_length=200, verbose_name='display name')),
-                ('open_weights', models.BooleanField(default=False, verbose_name='open weights')),
-                ('context_window', models.PositiveIntegerField(blank=True, null=True, verbose_name='context window (tokens)')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "key",
+                    models.CharField(
+                        help_text="Provider and model, e.g. openai/gpt-4o.",
+                        max_length=128,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator("^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._:-]*$")
+                        ],
+                        verbose_name="key",
+                    ),
+                ),
+                ("display_name", models.CharField(max_length=200, verbose_name="display name")),
+                ("open_weights", models.BooleanField(default=False, verbose_name="open weights")),
+                (
+                    "context_window",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="context window (tokens)"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'language model',
-                'verbose_name_plural': 'language models',
-                'ordering': ['key'],
+                "verbose_name": "language model",
+                "verbose_name_plural": "language models",
+                "ordering": ["key"],
             },
         ),
         migrations.CreateModel(
-            name='Licence',
+            name="Licence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(help_text='SPDX identifier where one exists, e.g. Apache-2.0.', max_length=64, unique=True, verbose_name='key')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('url', models.URLField(blank=True, verbose_name='URL')),
-                ('commercial_use', models.BooleanField(default=True, verbose_name='commercial use allowed')),
-                ('monthly_active_user_limit', models.PositiveBigIntegerField(blank=True, help_text='Above this many monthly active users a separate licence is needed. Empty: no limit.', null=True, verbose_name='monthly active user limit')),
-                ('requires_attribution', models.BooleanField(default=False, verbose_name='attribution required')),
-                ('requires_acceptable_use_policy', models.BooleanField(default=False, verbose_name='acceptable-use policy applies')),
-                ('notes', models.TextField(blank=True, verbose_name='notes')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "key",
+                    models.CharField(
+                        help_text="SPDX identifier where one exists, e.g. Apache-2.0.",
+                        max_length=64,
+                        unique=True,
+                        verbose_name="key",
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("url", models.URLField(blank=True, verbose_name="URL")),
+                ("commercial_use", models.BooleanField(default=True, verbose_name="commercial use allowed")),
+                (
+                    "monthly_active_user_limit",
+                    models.PositiveBigIntegerField(
+                        blank=True,
+                        help_text="Above this many monthly active users a separate licence is needed. Empty: no limit.",
+                        null=True,
+                        verbose_name="monthly active user limit",
+                    ),
+                ),
+                ("requires_attribution", models.BooleanField(default=False, verbose_name="attribution required")),
+                (
+                    "requires_acceptable_use_policy",
+                    models.BooleanField(default=False, verbose_name="acceptable-use policy applies"),
+                ),
+                ("notes", models.TextField(blank=True, verbose_name="notes")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'licence',
-                'verbose_name_plural': 'licences',
-                'ordering': ['key'],
+                "verbose_name": "licence",
+                "verbose_name_plural": "licences",
+                "ordering": ["key"],
             },
         ),
         migrations.CreateModel(
-            name='Provider',
+            name="Provider",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(max_length=64, unique=True, verbose_name='key')),
-                ('name', models.CharField(max_length=128, verbose_name='name')),
-                ('website', models.URLField(blank=True, verbose_name='website')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.SlugField(max_length=64, unique=True, verbose_name="key")),
+                ("name", models.CharField(max_length=128, verbose_name="name")),
+                ("website", models.URLField(blank=True, verbose_name="website")),
             ],
             options={
-                'verbose_name': 'provider',
-                'verbose_name_plural': 'providers',
-                'ordering': ['name'],
+                "verbose_name": "provider",
+                "verbose_name_plural": "providers",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ExchangeRate',
+            name="ExchangeRate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('base', models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('quote', models.CharField(max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='quote currency')),
-                ('rate', models.DecimalField(decimal_places=8, max_digits=18, validators=[django.core.validators.MinValueValidator(0)], verbose_name='rate')),
-                ('as_of', models.DateField(verbose_name='as of')),
-                ('source', models.CharField(blank=True, max_length=200, verbose_name='source')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "base",
+                    models.CharField(
+                        default="USD",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "quote",
+                    models.CharField(
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="quote currency",
+                    ),
+                ),
+                (
+                    "rate",
+                    models.DecimalField(
+                        decimal_places=8,
+                        max_digits=18,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="rate",
+                    ),
+                ),
+                ("as_of", models.DateField(verbose_name="as of")),
+                ("source", models.CharField(blank=True, max_length=200, verbose_name="source")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
             ],
             options={
-                'verbose_name': 'exchange rate',
-                'verbose_name_plural': 'exchange rates',
-                'ordering': ['base', 'quote', '-as_of'],
-                'constraints': [models.UniqueConstraint(fields=('base', 'quote', 'as_of'), name='exchange_rate_one_per_pair_and_date'), models.CheckConstraint(condition=models.Q(('rate__gt', 0)), name='exchange_rate_positive'), models.CheckConstraint(condition=models.Q(('base', models.F('quote')), _negated=True), name='exchange_rate_distinct_currencies')],
+                "verbose_name": "exchange rate",
+                "verbose_name_plural": "exchange rates",
+                "ordering": ["base", "quote", "-as_of"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("base", "quote", "as_of"), name="exchange_rate_one_per_pair_and_date"
+                    ),
+                    models.CheckConstraint(condition=models.Q(("rate__gt", 0)), name="exchange_rate_positive"),
+                    models.CheckConstraint(
+                        condition=models.Q(("base", models.F("quote")), _negated=True),
+                        name="exchange_rate_distinct_currencies",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='GpuRate',
+            name="GpuRate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('gpu_type', models.CharField(max_length=64, verbose_name='GPU type')),
-                ('hourly_cost', models.DecimalField(decimal_places=4, max_digits=10, validators=[django.core.validators.MinValueValidator(0)], verbose_name='cost per GPU-hour')),
-                ('currency', models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('effective_from', models.DateField(verbose_name='effective from')),
-                ('source', models.CharField(blank=True, max_length=200, verbose_name='source')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("gpu_type", models.CharField(max_length=64, verbose_name="GPU type")),
+                (
+                    "hourly_cost",
+                    models.DecimalField(
+                        decimal_places=4,
+                        max_digits=10,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="cost per GPU-hour",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                ("effective_from", models.DateField(verbose_name="effective from")),
+                ("source", models.CharField(blank=True, max_length=200, verbose_name="source")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
             ],
             options={
-                'verbose_name': 'GPU rate',
-                'verbose_name_plural': 'GPU rates',
-                'ordering': ['gpu_type', '-effective_from'],
-                'constraints': [models.UniqueConstraint(fields=('gpu_type', 'effective_from'), name='gpu_rate_one_per_type_and_date'), models.CheckConstraint(condition=models.Q(('hourly_cost__gte', 0)), name='gpu_rate_non_negative')],
+                "verbose_name": "GPU rate",
+                "verbose_name_plural": "GPU rates",
+                "ordering": ["gpu_type", "-effective_from"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("gpu_type", "effective_from"), name="gpu_rate_one_per_type_and_date"
+                    ),
+                    models.CheckConstraint(condition=models.Q(("hourly_cost__gte", 0)), name="gpu_rate_non_negative"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalLicence',
+            name="HistoricalLicence",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('key', models.CharField(db_index=True, help_text='SPDX identifier where one exists, e.g. Apache-2.0.', max_length=64, verbose_name='key')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('url', models.URLField(blank=True, verbose_name='URL')),
-                ('commercial_use', models.BooleanField(default=True, verbose_name='commercial use allowed')),
-                ('monthly_active_user_limit', models.PositiveBigIntegerField(blank=True, help_text='Above this many monthly active users a separate licence is needed. Empty: no limit.', null=True, verbose_name='monthly active user limit')),
-                ('requires_attribution', models.BooleanField(default=False, verbose_name='attribution required')),
-                ('requires_acceptable_use_policy', models.BooleanField(default=False, verbose_name='acceptable-use policy applies')),
-                ('notes', models.TextField(blank=True, verbose_name='notes')),
-                ('updated_at', models.DateTimeField(blank=True, editable=False, verbose_name='updated at')),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID")),
+                (
+                    "key",
+                    models.CharField(
+                        db_index=True,
+                        help_text="SPDX identifier where one exists, e.g. Apache-2.0.",
+                        max_length=64,
+                        verbose_name="key",
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("url", models.URLField(blank=True, verbose_name="URL")),
+                ("commercial_use", models.BooleanField(default=True, verbose_name="commercial use allowed")),
+                (
+                    "monthly_active_user_limit",
+                    models.PositiveBigIntegerField(
+                        blank=True,
+                        help_text="Above this many monthly active users a separate licence is needed. Empty: no limit.",
+                        null=True,
+                        verbose_name="monthly active user limit",
+                    ),
+                ),
+                ("requires_attribution", models.BooleanField(default=False, verbose_name="attribution required")),
+                (
+                    "requires_acceptable_use_policy",
+                    models.BooleanField(default=False, verbose_name="acceptable-use policy applies"),
+                ),
+                ("notes", models.TextField(blank=True, verbose_name="notes")),
+                ("updated_at", models.DateTimeField(blank=True, editable=False, verbose_name="updated at")),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical licence',
-                'verbose_name_plural': 'historical licences',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical licence",
+                "verbose_name_plural": "historical licences",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalPrice',
+            name="HistoricalPrice",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('input_per_million', models.DecimalField(decimal_places=6, max_digits=12, validators=[django.core.validators.MinValueValidator(0)], verbose_name='input price per 1M tokens')),
-                ('output_per_million', models.DecimalField(decimal_places=6, max_digits=12, validators=[django.core.validators.MinValueValidator(0)], verbose_name='output price per 1M tokens')),
-                ('cached_input_per_million', models.DecimalField(blank=True, decimal_places=6, help_text='Empty when the provider gives no discount for cached input.', max_digits=12, null=True, validators=[django.core.validators.MinValueValidator(0)], verbose_name='cached input price per 1M tokens')),
-                ('currency', models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('effective_from', models.DateField(verbose_name='effective from')),
-                ('source', models.CharField(choices=[('manual', 'Manual'), ('import', 'Import'), ('contract', 'Contract'), ('seed', 'Shipped catalogue')], default='manual', max_length=16, verbose_name='source')),
-                ('source_url', models.URLField(blank=True, max_length=500, verbose_name='source URL')),
-                ('created_at', models.DateTimeField(blank=True, editable=False, verbose_name='created at')),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(blank=True, db_constraint=False, help_text='Set for a negotiated price that applies to this team only.', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='portfolio.team', verbose_name='contract team')),
-                ('model', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='pricing.languagemodel', verbose_name='model')),
+                ("id", models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID")),
+                (
+                    "input_per_million",
+                    models.DecimalField(
+                        decimal_places=6,
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="input price per 1M tokens",
+                    ),
+                ),
+                (
+                    "output_per_million",
+                    models.DecimalField(
+                        decimal_places=6,
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="output price per 1M tokens",
+                    ),
+                ),
+                (
+                    "cached_input_per_million",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=6,
+                        help_text="Empty when the provider gives no discount for cached input.",
+                        max_digits=12,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="cached input price per 1M tokens",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                ("effective_from", models.DateField(verbose_name="effective from")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual"),
+                            ("import", "Import"),
+                            ("contract", "Contract"),
+                            ("seed", "Shipped catalogue"),
+                        ],
+                        default="manual",
+                        max_length=16,
+                        verbose_name="source",
+                    ),
+                ),
+                ("source_url", models.URLField(blank=True, max_length=500, verbose_name="source URL")),
+                ("created_at", models.DateTimeField(blank=True, editable=False, verbose_name="created at")),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        help_text="Set for a negotiated price that applies to this team only.",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="portfolio.team",
+                        verbose_name="contract team",
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="pricing.languagemodel",
+                        verbose_name="model",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical price',
-                'verbose_name_plural': 'historical prices',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical price",
+                "verbose_name_plural": "historical prices",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.AddField(
-            model_name='languagemodel',
-            name='licence',
-            field=models.ForeignKey(blank=True, help_text='Empty while the licence is unknown; governance checks fail until it is set.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='models', to='pricing.licence', verbose_name='licence'),
+            model_name="languagemodel",
+            name="licence",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Empty while the licence is unknown; governance checks fail until it is set.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="models",
+                to="pricing.licence",
+                verbose_name="licence",
+            ),
         ),
         migrations.AddField(
-            model_name='languagemodel',
-            name='provider',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='models', to='pricing.provider', verbose_name='provider'),
+            model_name="languagemodel",
+            name="provider",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="models",
+                to="pricing.provider",
+                verbose_name="provider",
+            ),
         ),
         migrations.CreateModel(
-            name='SelfHostingProfile',
+            name="SelfHostingProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=128, unique=True, verbose_name='name')),
-                ('gpu_type', models.CharField(max_length=64, verbose_name='GPU type')),
-                ('gpu_count', models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)], verbose_name='GPUs')),
-                ('gpu_hourly_cost', models.DecimalField(blank=True, decimal_places=4, help_text='Empty: the catalogue GPU rate in force, unless capex is given.', max_digits=10, null=True, validators=[django.core.validators.MinValueValidator(0)], verbose_name='cost per GPU-hour')),
-                ('capex', models.DecimalField(blank=True, decimal_places=2, help_text='For owned hardware: purchase price, amortised over the months below.', max_digits=14, null=True, validators=[django.core.validators.MinValueValidator(0)], verbose_name='capital expense')),
-                ('salvage_ratio', models.DecimalField(decimal_places=4, default=0, max_digits=5, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)], verbose_name='salvage value ratio')),
-                ('amortisation_months', models.PositiveIntegerField(default=36, validators=[django.core.validators.MinValueValidator(1)], verbose_name='amortisation months')),
-                ('power_monthly_cost', models.DecimalField(decimal_places=2, default=0, max_digits=12, validators=[django.core.validators.MinValueValidator(0)], verbose_name='power per month')),
-                ('operations_monthly_cost', models.DecimalField(decimal_places=2, default=0, max_digits=12, validators=[django.core.validators.MinValueValidator(0)], verbose_name='operations per month')),
-                ('hours_per_month', models.DecimalField(decimal_places=2, default=730, max_digits=6, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(744)], verbose_name='hours per month')),
-                ('currency', models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('throughput_tokens_per_s', models.DecimalField(blank=True, decimal_places=2, max_digits=12, null=True, validators=[django.core.validators.MinValueValidator(0)], verbose_name='measured throughput (tokens/s)')),
-                ('utilisation', models.DecimalField(decimal_places=4, default=1, help_text='Share of the time the hardware is busy, between 0 and 1.', max_digits=5, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)], verbose_name='utilisation')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=128, unique=True, verbose_name="name")),
+                ("gpu_type", models.CharField(max_length=64, verbose_name="GPU type")),
+                (
+                    "gpu_count",
+                    models.PositiveIntegerField(
+                        default=1, validators=[django.core.validators.MinValueValidator(1)], verbose_name="GPUs"
+                    ),
+                ),
+                (
+                    "gpu_hourly_cost",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=4,
+                        help_text="Empty: the catalogue GPU rate in force, unless capex is given.",
+                        max_digits=10,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="cost per GPU-hour",
+                    ),
+                ),
+                (
+                    "capex",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        help_text="For owned hardware: purchase price, amortised over the months below.",
+                        max_digits=14,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="capital expense",
+                    ),
+                ),
+                (
+                    "salvage_ratio",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=0,
+                        max_digits=5,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(1),
+                        ],
+                        verbose_name="salvage value ratio",
+                    ),
+                ),
+                (
+                    "amortisation_months",
+                    models.PositiveIntegerField(
+                        default=36,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="amortisation months",
+                    ),
+                ),
+                (
+                    "power_monthly_cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="power per month",
+                    ),
+                ),
+                (
+                    "operations_monthly_cost",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=0,
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="operations per month",
+                    ),
+                ),
+                (
+                    "hours_per_month",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=730,
+                        max_digits=6,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(744),
+                        ],
+                        verbose_name="hours per month",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "throughput_tokens_per_s",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        max_digits=12,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="measured throughput (tokens/s)",
+                    ),
+                ),
+                (
+                    "utilisation",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=1,
+                        help_text="Share of the time the hardware is busy, between 0 and 1.",
+                        max_digits=5,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(1),
+                        ],
+                        verbose_name="utilisation",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'self-hosting profile',
-                'verbose_name_plural': 'self-hosting profiles',
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('salvage_ratio__gte', 0), ('salvage_ratio__lte', 1)), name='profile_salvage_ratio_between_0_and_1'), models.CheckConstraint(condition=models.Q(('utilisation__gte', 0), ('utilisation__lte', 1)), name='profile_utilisation_between_0_and_1'), models.CheckConstraint(condition=models.Q(('gpu_count__gte', 1)), name='profile_at_least_one_gpu'), models.CheckConstraint(condition=models.Q(models.Q(('gpu_hourly_cost__isnull', True), ('gpu_hourly_cost__gte', 0), _connector='OR'), models.Q(('capex__isnull', True), ('capex__gte', 0), _connector='OR'), ('hours_per_month__gte', 0), ('operations_monthly_cost__gte', 0), ('power_monthly_cost__gte', 0)), name='profile_costs_non_negative')],
+                "verbose_name": "self-hosting profile",
+                "verbose_name_plural": "self-hosting profiles",
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("salvage_ratio__gte", 0), ("salvage_ratio__lte", 1)),
+                        name="profile_salvage_ratio_between_0_and_1",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("utilisation__gte", 0), ("utilisation__lte", 1)),
+                        name="profile_utilisation_between_0_and_1",
+                    ),
+                    models.CheckConstraint(condition=models.Q(("gpu_count__gte", 1)), name="profile_at_least_one_gpu"),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("gpu_hourly_cost__isnull", True), ("gpu_hourly_cost__gte", 0), _connector="OR"),
+                            models.Q(("capex__isnull", True), ("capex__gte", 0), _connector="OR"),
+                            ("hours_per_month__gte", 0),
+                            ("operations_monthly_cost__gte", 0),
+                            ("power_monthly_cost__gte", 0),
+                        ),
+                        name="profile_costs_non_negative",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Price',
+            name="Price",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('input_per_million', models.DecimalField(decimal_places=6, max_digits=12, validators=[django.core.validators.MinValueValidator(0)], verbose_name='input price per 1M tokens')),
-                ('output_per_million', models.DecimalField(decimal_places=6, max_digits=12, validators=[django.core.validators.MinValueValidator(0)], verbose_name='output price per 1M tokens')),
-                ('cached_input_per_million', models.DecimalField(blank=True, decimal_places=6, help_text='Empty when the provider gives no discount for cached input.', max_digits=12, null=True, validators=[django.core.validators.MinValueValidator(0)], verbose_name='cached input price per 1M tokens')),
-                ('currency', models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use a three-letter ISO 4217 code such as USD or JPY.')], verbose_name='currency')),
-                ('effective_from', models.DateField(verbose_name='effective from')),
-                ('source', models.CharField(choices=[('manual', 'Manual'), ('import', 'Import'), ('contract', 'Contract'), ('seed', 'Shipped catalogue')], default='manual', max_length=16, verbose_name='source')),
-                ('source_url', models.URLField(blank=True, max_length=500, verbose_name='source URL')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prices', to='pricing.languagemodel', verbose_name='model')),
-                ('team', models.ForeignKey(blank=True, help_text='Set for a negotiated price that applies to this team only.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='contract_prices', to='portfolio.team', verbose_name='contract team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "input_per_million",
+                    models.DecimalField(
+                        decimal_places=6,
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="input price per 1M tokens",
+                    ),
+                ),
+                (
+                    "output_per_million",
+                    models.DecimalField(
+                        decimal_places=6,
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="output price per 1M tokens",
+                    ),
+                ),
+                (
+                    "cached_input_per_million",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=6,
+                        help_text="Empty when the provider gives no discount for cached input.",
+                        max_digits=12,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="cached input price per 1M tokens",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use a three-letter ISO 4217 code such as USD or JPY."
+                            )
+                        ],
+                        verbose_name="currency",
+                    ),
+                ),
+                ("effective_from", models.DateField(verbose_name="effective from")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual"),
+                            ("import", "Import"),
+                            ("contract", "Contract"),
+                            ("seed", "Shipped catalogue"),
+                        ],
+                        default="manual",
+                        max_length=16,
+                        verbose_name="source",
+                    ),
+                ),
+                ("source_url", models.URLField(blank=True, max_length=500, verbose_name="source URL")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="prices",
+                        to="pricing.languagemodel",
+                        verbose_name="model",
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Set for a negotiated price that applies to this team only.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="contract_prices",
+                        to="portfolio.team",
+                        verbose_name="contract team",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'price',
-                'verbose_name_plural': 'prices',
-                'ordering': ['model', '-effective_from'],
-                'indexes': [models.Index(fields=['model', 'team', '-effective_from'], name='price_in_force_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('team__isnull', True)), fields=('model', 'effective_from'), name='price_one_public_per_model_and_date'), models.UniqueConstraint(condition=models.Q(('team__isnull', False)), fields=('model', 'team', 'effective_from'), name='price_one_contract_per_model_team_and_date'), models.CheckConstraint(condition=models.Q(('input_per_million__gte', 0), ('output_per_million__gte', 0), models.Q(('cached_input_per_million__isnull', True), ('cached_input_per_million__gte', 0), _connector='OR')), name='price_non_negative')],
+                "verbose_name": "price",
+                "verbose_name_plural": "prices",
+                "ordering": ["model", "-effective_from"],
+                "indexes": [models.Index(fields=["model", "team", "-effective_from"], name="price_in_force_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("team__isnull", True)),
+                        fields=("model", "effective_from"),
+                        name="price_one_public_per_model_and_date",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("team__isnull", False)),
+                        fields=("model", "team", "effective_from"),
+                        name="price_one_contract_per_model_team_and_date",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("input_per_million__gte", 0),
+                            ("output_per_million__gte", 0),
+                            models.Q(
+                                ("cached_input_per_million__isnull", True),
+                                ("cached_input_per_million__gte", 0),
+                                _connector="OR",
+                            ),
+                        ),
+                        name="price_non_negative",
+                    ),
+                ],
             },
         ),
     ]

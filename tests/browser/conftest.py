@@ -4,6 +4,7 @@ The browser is the system's ``chromium`` (``make test`` installs it with apt-get
 Playwright never downloads one. Without it these tests fail rather than skip, so CI
 cannot pass without running them.
 """
+
 import os
 import shutil
 from pathlib import Path
@@ -13,12 +14,12 @@ from pathlib import Path
 # only drives the browser).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-import pytest  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connections  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
+import pytest
+from django.core.management import call_command
+from django.db import connections
+from playwright.sync_api import sync_playwright
 
-from config.celery import app as celery_app  # noqa: E402
+from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -77,4 +78,3 @@ def log_in(page, username: str, password: str = "pw-for-tests") -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-

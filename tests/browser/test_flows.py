@@ -1,4 +1,5 @@
 """What a member and a portfolio manager do in the browser, end to end."""
+
 import datetime
 from decimal import Decimal
 
@@ -54,16 +55,30 @@ def test_a_member_sees_validation_errors_in_the_form(member, page):
 @pytest.fixture
 def portfolio(team, other_team, gpt4o, llama70b):
     for team_, title, model in ((team, "FAQ chatbot", gpt4o), (other_team, "Code review", llama70b)):
-        use_case = services.create_use_case(team=team_, title=title, hours_saved_per_month=Decimal("500"),
-                                            hourly_rate=Decimal("60"), one_time_cost=Decimal("50000"))
-        services.create_deployment(use_case=use_case, model=model, status=Deployment.Status.ACTIVE,
-                                   requests_per_month=1_000_000, avg_input_tokens=1000, avg_output_tokens=300)
+        use_case = services.create_use_case(
+            team=team_,
+            title=title,
+            hours_saved_per_month=Decimal("500"),
+            hourly_rate=Decimal("60"),
+            one_time_cost=Decimal("50000"),
+        )
+        services.create_deployment(
+            use_case=use_case,
+            model=model,
+            status=Deployment.Status.ACTIVE,
+            requests_per_month=1_000_000,
+            avg_input_tokens=1000,
+            avg_output_tokens=300,
+        )
     services.recompute_portfolio()
     today = services.take_portfolio_snapshot()
     for week in range(1, 5):
         PortfolioSnapshot.objects.create(
-            taken_on=today.taken_on - datetime.timedelta(weeks=week), currency="USD", use_cases=2,
-            monthly_cost=today.monthly_cost - 100 * week, monthly_benefit=today.monthly_benefit - 500 * week,
+            taken_on=today.taken_on - datetime.timedelta(weeks=week),
+            currency="USD",
+            use_cases=2,
+            monthly_cost=today.monthly_cost - 100 * week,
+            monthly_benefit=today.monthly_benefit - 500 * week,
         )
 
 
@@ -78,7 +93,11 @@ def test_a_manager_sees_the_charts_runs_a_what_if_and_switches_to_japanese(manag
         points: chart.data.datasets.reduce((sum, set) => sum + set.data.filter(v => v !== null).length, 0),
     }))""")
     assert {chart["id"] for chart in charts} == {
-        "chart-cost-by-model", "chart-roi-by-team", "chart-stage-funnel", "chart-trend"}
+        "chart-cost-by-model",
+        "chart-roi-by-team",
+        "chart-stage-funnel",
+        "chart-trend",
+    }
     assert all(chart["points"] > 0 for chart in charts), charts
 
     page.get_by_label("Swap this model").select_option("openai/gpt-4o")
@@ -94,6 +113,9 @@ def test_a_manager_sees_the_charts_runs_a_what_if_and_switches_to_japanese(manag
     page.get_by_role("button", name="日本語").click()
     expect(page.locator("html")).to_have_attribute("lang", "ja")
     expect(page.get_by_role("heading", level=1)).to_have_text("ポートフォリオダッシュボード")
-    expect(page.get_by_role("link", name="自チームのユースケース").or_(
-        page.get_by_role("link", name="すべてのユースケース"))).to_be_visible()
+    expect(
+        page.get_by_role("link", name="自チームのユースケース").or_(
+            page.get_by_role("link", name="すべてのユースケース")
+        )
+    ).to_be_visible()
     page.wait_for_function("() => window.Chart && Object.keys(Chart.instances).length === 4")

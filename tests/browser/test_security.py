@@ -5,6 +5,7 @@ markup. Two layers stop it: Django's escaping, and the Content-Security-Policy t
 refuses inline script. A ``securitypolicyviolation`` means escaping failed and only the
 policy saved the page, so the test counts those too: there must be none.
 """
+
 import pytest
 from playwright.sync_api import expect
 
@@ -103,8 +104,11 @@ def test_script_payloads_in_every_text_field_never_run(team, member, manager, wa
 
     deployment, poc = use_case.deployments.get(), use_case.pocs.get()
     for path in (
-        "/use-cases/", f"/use-cases/{use_case.pk}/", f"/use-cases/{use_case.pk}/edit/",
-        f"/deployments/{deployment.pk}/edit/", f"/pocs/{poc.pk}/edit/",
+        "/use-cases/",
+        f"/use-cases/{use_case.pk}/",
+        f"/use-cases/{use_case.pk}/edit/",
+        f"/deployments/{deployment.pk}/edit/",
+        f"/pocs/{poc.pk}/edit/",
         "/use-cases/?q=%3Cscript%3Ewindow.__xss%3D1%3C%2Fscript%3E",
         '/use-cases/?q="><img src=x onerror="window.__xss=1">',
     ):

@@ -3,6 +3,7 @@
 These tests need PostgreSQL (a second process must see the test database) and a
 broker: run them with DATABASE_URL and CELERY_BROKER_URL set, as ``.ci/run`` does.
 """
+
 import contextlib
 import json
 import os
@@ -58,8 +59,12 @@ class CeleryProcess:
         self.log = log
         with log.open("w") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", *args], cwd=ROOT, env=env,
-                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "celery", "-A", "config", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     @property
@@ -98,9 +103,18 @@ def start_worker(tmp_path, celery_env):
 
     def start(*, pool: str = "solo", **env: str) -> CeleryProcess:
         worker = CeleryProcess(
-            ["worker", f"--pool={pool}", "--concurrency=1", "--loglevel=INFO", "--without-gossip",
-             "--without-mingle", "--hostname", f"test-{os.getpid()}-{len(started)}@%h"],
-            tmp_path / f"worker-{len(started)}.log", celery_env | env,
+            [
+                "worker",
+                f"--pool={pool}",
+                "--concurrency=1",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"test-{os.getpid()}-{len(started)}@%h",
+            ],
+            tmp_path / f"worker-{len(started)}.log",
+            celery_env | env,
         )
         started.append(worker)
         if not wait_until(lambda: "ready" in worker.output, timeout=30):
@@ -123,7 +137,8 @@ def celery_beat(tmp_path, celery_env):
     """The scheduler, with the stale and webhook sweeps every two seconds."""
     beat = CeleryProcess(
         ["beat", "--loglevel=INFO", "--schedule", str(tmp_path / "beat-schedule")],
-        tmp_path / "beat.log", celery_env | {"RECOMPUTE_SWEEP_SECONDS": "2", "WEBHOOK_SWEEP_SECONDS": "2"},
+        tmp_path / "beat.log",
+        celery_env | {"RECOMPUTE_SWEEP_SECONDS": "2", "WEBHOOK_SWEEP_SECONDS": "2"},
     )
     yield beat
     beat.stop()
@@ -152,8 +167,25 @@ def redis_control():
             if ping():
                 return
             Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
-            subprocess.run([redis_server, "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", port,
-                            "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis"], check=True)
+            subprocess.run(
+                [
+                    redis_server,
+                    "--daemonize",
+                    "yes",
+                    "--bind",
+                    "127.0.0.1",
+                    "-::1",
+                    "--port",
+                    port,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    "/var/lib/redis",
+                ],
+                check=True,
+            )
             assert wait_until(ping, timeout=10), "Redis did not start"
 
     control = Control()
@@ -178,8 +210,12 @@ def postgres_control():
         return subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", port], check=False).returncode == 0
 
     def ctl(action: str) -> None:
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     class Control:
         def stop(self) -> None:
@@ -206,10 +242,25 @@ def gunicorn_server(tmp_path, celery_env):
     log = tmp_path / "gunicorn.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-             "--timeout", "30", "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--workers",
+                "2",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                "30",
+                "--log-level",
+                "warning",
+            ],
             # Persistent connections, as in production: each must pass its health check after a restart.
-            cwd=ROOT, env=celery_env | {"DATABASE_CONN_MAX_AGE": "60"}, stdout=output, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=celery_env | {"DATABASE_CONN_MAX_AGE": "60"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -267,6 +318,7 @@ def row_lock():
 def waiting_for_a_lock() -> bool:
     """Whether a connection to the test database is waiting for a row lock (a task, mid-task)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock'")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         return cursor.fetchone()[0] > 0

@@ -1,5 +1,6 @@
 """The broker failing in ways other than being down (see test_worker.py for that):
 a Redis that accepts connections but never answers, and a worker killed outright."""
+
 import json
 import os
 import signal
@@ -73,8 +74,13 @@ def test_writes_succeed_within_3s_when_redis_accepts_but_never_answers(
     token = Token.objects.create(user=member).key
 
     result = subprocess.run(
-        [sys.executable, "-c", WRITES, token, team.slug, "5"], check=False, cwd=ROOT, capture_output=True, text=True,
-        env=celery_env | {"CELERY_BROKER_URL": silent_redis}, timeout=120,
+        [sys.executable, "-c", WRITES, token, team.slug, "5"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=celery_env | {"CELERY_BROKER_URL": silent_redis},
+        timeout=120,
     )
 
     assert result.returncode == 0, result.stderr[-3000:]
@@ -111,9 +117,12 @@ def test_a_worker_killed_outright_mid_task_has_its_task_redelivered_within_30s(
     worker.process.wait()
     killed_at = time.monotonic()
     release.set()
-    in_flight = [task["headers"]["id"] for task in unacked_tasks()
-                 if task["headers"]["task"].endswith("recompute_job_chunk")
-                 and task["headers"]["argsrepr"].startswith(f"({job.pk},")]
+    in_flight = [
+        task["headers"]["id"]
+        for task in unacked_tasks()
+        if task["headers"]["task"].endswith("recompute_job_chunk")
+        and task["headers"]["argsrepr"].startswith(f"({job.pk},")
+    ]
     assert in_flight, "the kill landed between two tasks"
     done_at_kill = RecomputeJob.objects.get(pk=job.pk).done
 
@@ -126,8 +135,10 @@ def test_a_worker_killed_outright_mid_task_has_its_task_redelivered_within_30s(
 
     job.refresh_from_db()
     assert finished, f"job stuck at {job.done}/{job.total} (at {done_at_kill} when the worker was killed)"
-    measured(f"worker killed with {done_at_kill}/{count} done: its task ran again {rerun_after:.1f}s after the kill, "
-             f"the job finished {time.monotonic() - killed_at:.1f}s after it")
+    measured(
+        f"worker killed with {done_at_kill}/{count} done: its task ran again {rerun_after:.1f}s after the kill, "
+        f"the job finished {time.monotonic() - killed_at:.1f}s after it"
+    )
     assert (job.done, job.total) == (count, count)
     assert not UseCase.objects.filter(needs_recompute=True).exists()
     assert set(UseCase.objects.values_list("monthly_cost", flat=True)) == {Decimal("5500.00")}

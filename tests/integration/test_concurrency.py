@@ -1,4 +1,5 @@
 """Concurrent recomputes of the same records: one effect, the same result (PostgreSQL row locks)."""
+
 import datetime
 import threading
 from decimal import Decimal
@@ -24,7 +25,7 @@ def run_together(target, times: int = 4) -> list[BaseException]:
         try:
             barrier.wait()
             target()
-        except BaseException as error:  # noqa: BLE001 - reported to the test
+        except BaseException as error:
             errors.append(error)
         finally:
             connection.close()
@@ -47,8 +48,12 @@ def test_concurrent_recomputes_of_one_use_case_write_one_snapshot(team, gpt4o):
     use_case = UseCaseFactory(team=team)
     DeploymentFactory(use_case=use_case, model=gpt4o, **SUPPORT_BOT)
     services.recompute_use_case(use_case_id=use_case.pk)
-    pricing_services.add_price(model=gpt4o, input_per_million=Decimal("2.00"), output_per_million=Decimal("8.00"),
-                               effective_from=datetime.date.today())
+    pricing_services.add_price(
+        model=gpt4o,
+        input_per_million=Decimal("2.00"),
+        output_per_million=Decimal("8.00"),
+        effective_from=datetime.date.today(),
+    )
 
     errors = run_together(lambda: services.recompute_use_case(use_case_id=use_case.pk))
 

@@ -1,5 +1,6 @@
 """PostgreSQL restarted under load: gunicorn answers a quick 503 while it is down, recovers on
 its own once it is back, and the worker's tasks retry to the right figures."""
+
 import http.client
 import threading
 import time
@@ -33,8 +34,16 @@ class Answer:
 class Load(threading.Thread):
     """One client sending API reads, API writes and page views in turn until stopped."""
 
-    def __init__(self, number: int, *, server: str, headers: dict[str, dict[str, str]], team: str,
-                 answers: list[Answer], stop: threading.Event):
+    def __init__(
+        self,
+        number: int,
+        *,
+        server: str,
+        headers: dict[str, dict[str, str]],
+        team: str,
+        answers: list[Answer],
+        stop: threading.Event,
+    ):
         super().__init__(name=f"load-{number}", daemon=True)
         self.number, self.server, self.headers, self.team = number, server, headers, team
         self.answers, self.stop = answers, stop
@@ -44,8 +53,11 @@ class Load(threading.Thread):
         while True:
             sent += 1
             yield "read", "GET", "/api/v1/use-cases/?page_size=5", None
-            yield "write", "POST", "/api/v1/use-cases/", (
-                f'{{"team": "{self.team}", "title": "Load {self.number}-{sent}", "other_monthly_benefit": "1"}}'
+            yield (
+                "write",
+                "POST",
+                "/api/v1/use-cases/",
+                (f'{{"team": "{self.team}", "title": "Load {self.number}-{sent}", "other_monthly_benefit": "1"}}'),
             )
             yield "page", "GET", "/use-cases/", None
 
@@ -68,26 +80,29 @@ class Load(threading.Thread):
             time.sleep(0.05)
 
 
-def test_postgres_restarted_under_load(
-    postgres_control, gunicorn_server, start_worker, team, member, gpt4o, measured
-):
+def test_postgres_restarted_under_load(postgres_control, gunicorn_server, start_worker, team, member, gpt4o, measured):
     worker = start_worker()
     token = Token.objects.create(user=member).key
     browser = Client()
     browser.force_login(member)
     api = {"Authorization": f"Token {token}", "Content-Type": "application/json", "Accept": "application/json"}
-    headers = {"read": api, "write": api,
-               "page": {"Cookie": f"sessionid={browser.cookies['sessionid'].value}", "Accept": "text/html"}}
+    headers = {
+        "read": api,
+        "write": api,
+        "page": {"Cookie": f"sessionid={browser.cookies['sessionid'].value}", "Accept": "text/html"},
+    }
     # Use cases whose inputs change while the database is down: their recompute must retry.
     stale = [services.create_use_case(team=team, title=f"Retried {n}") for n in range(3)]
     assert wait_until(lambda: not UseCase.objects.filter(needs_recompute=True).exists(), timeout=30)
-    UseCase.objects.filter(pk__in=[u.pk for u in stale]).update(other_monthly_benefit=Decimal("123"),
-                                                                 needs_recompute=True)
+    UseCase.objects.filter(pk__in=[u.pk for u in stale]).update(
+        other_monthly_benefit=Decimal("123"), needs_recompute=True
+    )
 
     answers: list[Answer] = []
     stop = threading.Event()
-    clients = [Load(n, server=gunicorn_server, headers=headers, team=team.slug, answers=answers, stop=stop)
-               for n in range(3)]
+    clients = [
+        Load(n, server=gunicorn_server, headers=headers, team=team.slug, answers=answers, stop=stop) for n in range(3)
+    ]
     for client in clients:
         client.start()
     time.sleep(2)
@@ -109,22 +124,26 @@ def test_postgres_restarted_under_load(
     refused = [answer for answer in answers if answer.status == 503]
     first_success = min(a.sent_at for a in answers if a.sent_at >= up_at and 200 <= a.status < 300)
     after_recovery = [answer for answer in answers if answer.sent_at >= up_at + 10]
-    measured(f"{len(answers)} requests; {len(refused)} answered 503 while PostgreSQL was down "
-          f"({up_at - down_at:.1f}s); slowest {slowest:.2f}s; first success {first_success - up_at:.1f}s "
-          "after it was back")
+    measured(
+        f"{len(answers)} requests; {len(refused)} answered 503 while PostgreSQL was down "
+        f"({up_at - down_at:.1f}s); slowest {slowest:.2f}s; first success {first_success - up_at:.1f}s "
+        "after it was back"
+    )
 
     assert slowest <= 5, f"a request took {slowest:.1f}s"
     assert statuses <= {200, 201, 503}, [a for a in answers if a.status not in (200, 201, 503)][:3]
     assert {answer.kind for answer in refused} == {"read", "write", "page"}
     for answer in refused:
         assert answer.retry_after == "5"
-        assert ("Temporarily unavailable" if answer.kind == "page" else '"detail":"The database is unavailable')\
-            in answer.body.replace(": ", ":"), answer
+        assert (
+            "Temporarily unavailable" if answer.kind == "page" else '"detail":"The database is unavailable'
+        ) in answer.body.replace(": ", ":"), answer
     assert first_success - up_at <= 10
     assert after_recovery and all(200 <= answer.status < 300 for answer in after_recovery)
 
     # The tasks that met the outage retried, and computed the new figures once it was over.
     assert wait_until(lambda: not UseCase.objects.filter(needs_recompute=True).exists(), timeout=60)
-    assert set(UseCase.objects.filter(pk__in=[u.pk for u in stale]).values_list("monthly_benefit", flat=True)) \
-        == {Decimal("123.00")}
+    assert set(UseCase.objects.filter(pk__in=[u.pk for u in stale]).values_list("monthly_benefit", flat=True)) == {
+        Decimal("123.00")
+    }
     assert "Retry in" in worker.output

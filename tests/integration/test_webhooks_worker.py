@@ -1,4 +1,5 @@
 """Webhooks end to end: a committed change, a real worker on Redis, a receiver on loopback."""
+
 import datetime
 import json
 import time
@@ -28,14 +29,16 @@ def test_the_worker_delivers_signed_events_and_retries_with_backoff(start_worker
     assert (delivery.attempts, delivery.last_status_code) == (3, 200)
     assert len(receiver.requests) == 3
     request = receiver.requests[-1]
-    expected = webhooks.sign(secret=subscription.secret, timestamp=int(request.headers["X-Webhook-Timestamp"]),
-                             body=request.body)
+    expected = webhooks.sign(
+        secret=subscription.secret, timestamp=int(request.headers["X-Webhook-Timestamp"]), body=request.body
+    )
     assert request.headers["X-Signature"] == expected
     assert json.loads(request.body)["data"]["id"] == use_case.pk
 
 
-def test_a_retry_longer_than_the_visibility_timeout_is_sent_by_the_sweep(start_worker, celery_beat, receiver,
-                                                                         settings, team, manager):
+def test_a_retry_longer_than_the_visibility_timeout_is_sent_by_the_sweep(
+    start_worker, celery_beat, receiver, settings, team, manager
+):
     # A 12 s backoff under the 20 s visibility timeout is more than half of it: no countdown
     # task is held by the worker (Redis would hand it out again and again); beat's sweep
     # queues the retry once it is due.

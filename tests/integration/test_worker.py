@@ -1,4 +1,5 @@
 """The recompute pipeline end to end: real worker, real Redis, real PostgreSQL."""
+
 import datetime
 import os
 import re
@@ -41,21 +42,24 @@ def test_a_new_price_reprices_every_affected_use_case(celery_worker, team, gpt4o
     assert wait_until(lambda: all(computed(u.pk, "5500.00") for u in on_gpt4o), timeout=30)
     assert wait_until(lambda: computed(on_llama.pk, "725.00"), timeout=30)
 
-    pricing_services.add_price(model=gpt4o, input_per_million=Decimal("2.00"), output_per_million=Decimal("8.00"),
-                               effective_from=datetime.date.today())
+    pricing_services.add_price(
+        model=gpt4o,
+        input_per_million=Decimal("2.00"),
+        output_per_million=Decimal("8.00"),
+        effective_from=datetime.date.today(),
+    )
 
     assert wait_until(lambda: all(computed(u.pk, "4400.00") for u in on_gpt4o), timeout=30)
     latest = CostSnapshot.objects.filter(use_case=on_gpt4o[0]).latest()
     assert (latest.previous_monthly_cost, latest.monthly_cost) == (Decimal("5500.00"), Decimal("4400.00"))
     assert computed(on_llama.pk, "725.00")
-    job = wait_until(lambda: RecomputeJob.objects.filter(status="finished", scope__model_ids=[gpt4o.pk]).first(),
-                     timeout=30)
+    job = wait_until(
+        lambda: RecomputeJob.objects.filter(status="finished", scope__model_ids=[gpt4o.pk]).first(), timeout=30
+    )
     assert (job.total, job.changed, job.monthly_cost_delta) == (3, 3, Decimal("-3300.00"))
 
 
-def test_nothing_is_lost_while_redis_is_down(
-    redis_control, start_worker, celery_beat, team, member, gpt4o, measured
-):
+def test_nothing_is_lost_while_redis_is_down(redis_control, start_worker, celery_beat, team, member, gpt4o, measured):
     start_worker()
     client = APIClient()
     client.force_authenticate(member)
@@ -63,9 +67,15 @@ def test_nothing_is_lost_while_redis_is_down(
     timings, statuses = [], []
     for n in range(200):
         started = time.monotonic()
-        answer = client.post("/api/v1/use-cases/", {
-            "team": team.slug, "title": f"Written during the outage {n}", "other_monthly_benefit": str(n),
-        }, format="json")
+        answer = client.post(
+            "/api/v1/use-cases/",
+            {
+                "team": team.slug,
+                "title": f"Written during the outage {n}",
+                "other_monthly_benefit": str(n),
+            },
+            format="json",
+        )
         timings.append(time.monotonic() - started)
         statuses.append(answer.status_code)
     assert statuses == [201] * 200

@@ -121,9 +121,16 @@ def test_malformed_json_is_a_400(member):
 
 def test_create_recomputes_after_commit(member, team, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
-        response = api(member).post("/api/v1/use-cases/", {
-            "team": "support", "title": "Triage", "hours_saved_per_month": "10", "hourly_rate": "50",
-        }, format="json")
+        response = api(member).post(
+            "/api/v1/use-cases/",
+            {
+                "team": "support",
+                "title": "Triage",
+                "hours_saved_per_month": "10",
+                "hourly_rate": "50",
+            },
+            format="json",
+        )
     assert response.status_code == 201
     assert response["ETag"]
     assert response.json()["needs_recompute"] is True
@@ -168,8 +175,11 @@ def test_bulk_upsert_is_all_or_nothing(member, team):
     client = api(member)
     rows = [{"team": "support", "external_id": f"row-{n}", "title": f"Row {n}"} for n in range(3)]
 
-    bad = client.post("/api/v1/use-cases/bulk/", {"rows": [*rows, {"team": "support", "external_id": "x",
-                                                                    "title": "", "hourly_rate": "-5"}]}, format="json")
+    bad = client.post(
+        "/api/v1/use-cases/bulk/",
+        {"rows": [*rows, {"team": "support", "external_id": "x", "title": "", "hourly_rate": "-5"}]},
+        format="json",
+    )
     assert bad.status_code == 400
     assert "3" in bad.json()["rows"]
     assert not UseCase.objects.exists()
@@ -188,15 +198,21 @@ def test_bulk_upsert_refuses_more_than_1000_rows(member, team):
 
 def test_deployment_create_validates_and_recomputes(member, ours, django_capture_on_commit_callbacks):
     client = api(member)
-    bad = client.post("/api/v1/deployments/", {"use_case": ours.pk, "model": "openai/gpt-4o",
-                                               "cached_input_ratio": "1.5"}, format="json")
+    bad = client.post(
+        "/api/v1/deployments/",
+        {"use_case": ours.pk, "model": "openai/gpt-4o", "cached_input_ratio": "1.5"},
+        format="json",
+    )
     unknown = client.post("/api/v1/deployments/", {"use_case": ours.pk, "model": "nope/nope"}, format="json")
     assert bad.status_code == 400 and "cached_input_ratio" in bad.json()
     assert unknown.status_code == 400 and "model" in unknown.json()
 
     with django_capture_on_commit_callbacks() as callbacks:
-        created = client.post("/api/v1/deployments/", {"use_case": ours.pk, "model": "meta/llama-3-70b",
-                                                       "status": "active", **SUPPORT_BOT}, format="json")
+        created = client.post(
+            "/api/v1/deployments/",
+            {"use_case": ours.pk, "model": "meta/llama-3-70b", "status": "active", **SUPPORT_BOT},
+            format="json",
+        )
     assert created.status_code == 201 and callbacks
     services.recompute_stale()
     ours.refresh_from_db()
@@ -217,13 +233,17 @@ def test_summary_is_scoped_and_converted(member, manager, ours, theirs):
 
 
 def test_what_if_gpt4o_to_llama_saves_4775_and_changes_nothing(member, ours):
-    response = api(member).post("/api/v1/portfolio/what-if/",
-                                {"from_model": "openai/gpt-4o", "to_model": "meta/llama-3-70b"}, format="json")
+    response = api(member).post(
+        "/api/v1/portfolio/what-if/", {"from_model": "openai/gpt-4o", "to_model": "meta/llama-3-70b"}, format="json"
+    )
 
     body = response.json()
     assert response.status_code == 200
     assert (body["current_monthly_cost"], body["projected_monthly_cost"], body["monthly_savings"]) == (
-        "5500.00", "725.00", "4775.00")
+        "5500.00",
+        "725.00",
+        "4775.00",
+    )
     assert [u["id"] for u in body["affected_use_cases"]] == [ours.pk]
     ours.refresh_from_db()
     assert ours.monthly_cost == Decimal("5500.00")
@@ -231,8 +251,13 @@ def test_what_if_gpt4o_to_llama_saves_4775_and_changes_nothing(member, ours):
 
 def test_what_if_flags_the_llama_user_limit(member, ours):
     UseCase.objects.filter(pk=ours.pk).update(expected_monthly_active_users=800_000_000)
-    body = api(member).post("/api/v1/portfolio/what-if/",
-                            {"from_model": "openai/gpt-4o", "to_model": "meta/llama-3-70b"}, format="json").json()
+    body = (
+        api(member)
+        .post(
+            "/api/v1/portfolio/what-if/", {"from_model": "openai/gpt-4o", "to_model": "meta/llama-3-70b"}, format="json"
+        )
+        .json()
+    )
     entry = body["affected_use_cases"][0]
     assert entry["licence_findings_after"] == ["monthly_active_user_limit_exceeded"]
     assert entry["governance_changes"] is True
@@ -240,23 +265,39 @@ def test_what_if_flags_the_llama_user_limit(member, ours):
 
 def test_what_if_rejects_unknown_or_identical_models(member):
     client = api(member)
-    assert client.post("/api/v1/portfolio/what-if/", {"from_model": "x/y", "to_model": "meta/llama-3-70b"},
-                       format="json").status_code == 400
-    assert client.post("/api/v1/portfolio/what-if/", {"from_model": "meta/llama-3-70b",
-                                                      "to_model": "meta/llama-3-70b"}, format="json").status_code == 400
+    assert (
+        client.post(
+            "/api/v1/portfolio/what-if/", {"from_model": "x/y", "to_model": "meta/llama-3-70b"}, format="json"
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/api/v1/portfolio/what-if/",
+            {"from_model": "meta/llama-3-70b", "to_model": "meta/llama-3-70b"},
+            format="json",
+        ).status_code
+        == 400
+    )
 
 
 def test_only_managers_add_prices_and_prices_are_never_edited(member, manager, gpt4o):
-    payload = {"model": "openai/gpt-4o", "input_per_million": "2.00", "output_per_million": "8.00",
-               "currency": "USD", "effective_from": "2026-01-01"}
+    payload = {
+        "model": "openai/gpt-4o",
+        "input_per_million": "2.00",
+        "output_per_million": "8.00",
+        "currency": "USD",
+        "effective_from": "2026-01-01",
+    }
     assert api(member).post("/api/v1/prices/", payload, format="json").status_code == 403
     created = api(manager).post("/api/v1/prices/", payload, format="json")
     assert created.status_code == 201
     duplicate = api(manager).post("/api/v1/prices/", payload, format="json")
     assert duplicate.status_code == 400
     price_id = created.json()["id"]
-    assert api(manager).patch(f"/api/v1/prices/{price_id}/", {"input_per_million": "1"},
-                              format="json").status_code == 405
+    assert (
+        api(manager).patch(f"/api/v1/prices/{price_id}/", {"input_per_million": "1"}, format="json").status_code == 405
+    )
     assert Price.objects.get(pk=price_id).effective_from == datetime.date(2026, 1, 1)
 
 
@@ -265,8 +306,17 @@ def test_models_are_readable_by_key(member):
     assert body["licence"]["monthly_active_user_limit"] == 700_000_000
 
 
-@pytest.mark.parametrize("url", ["/api/v1/use-cases/", "/api/v1/deployments/", "/api/v1/pocs/",
-                                 "/api/v1/prices/", "/api/v1/models/", "/api/v1/cost-snapshots/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/use-cases/",
+        "/api/v1/deployments/",
+        "/api/v1/pocs/",
+        "/api/v1/prices/",
+        "/api/v1/models/",
+        "/api/v1/cost-snapshots/",
+    ],
+)
 def test_list_endpoints_run_a_constant_number_of_queries(url, manager, team, gpt4o, django_assert_max_num_queries):
     for _ in range(30):
         use_case = UseCaseFactory(team=team)
@@ -299,11 +349,17 @@ def lead(team):
 
 def test_lead_adds_promotes_and_removes_members_of_their_team(lead, member):
     client = api(lead)
-    added = client.post("/api/v1/memberships/", {"team": "support", "user": UserFactory(username="dave").username},
-                        format="json")
+    added = client.post(
+        "/api/v1/memberships/", {"team": "support", "user": UserFactory(username="dave").username}, format="json"
+    )
     assert added.status_code == 201
-    assert added.json() | {"id": 0, "created_at": ""} == {"id": 0, "user": "dave", "team": "support",
-                                                          "role": "member", "created_at": ""}
+    assert added.json() | {"id": 0, "created_at": ""} == {
+        "id": 0,
+        "user": "dave",
+        "team": "support",
+        "role": "member",
+        "created_at": "",
+    }
 
     alice = Membership.objects.get(user=member)
     promoted = client.patch(f"/api/v1/memberships/{alice.pk}/", {"role": "lead", "team": "research"}, format="json")
@@ -336,8 +392,12 @@ def test_a_lead_manages_only_their_own_team(lead, outsider, other_team, team):
     # A lead who is a plain member elsewhere reads that team but does not manage it.
     MembershipFactory(team=other_team, user=lead)
     assert client.get(f"/api/v1/memberships/{bob.pk}/").status_code == 200
-    assert client.post("/api/v1/memberships/", {"team": "research", "user": UserFactory().username},
-                       format="json").status_code == 403
+    assert (
+        client.post(
+            "/api/v1/memberships/", {"team": "research", "user": UserFactory().username}, format="json"
+        ).status_code
+        == 403
+    )
     assert client.patch(f"/api/v1/memberships/{bob.pk}/", {"role": "lead"}, format="json").status_code == 403
     assert not Membership.objects.filter(team=other_team, role="lead").exists()
 
@@ -352,13 +412,16 @@ def test_the_last_lead_cannot_step_down_or_leave(lead):
     assert Membership.objects.get(pk=own.pk).role == "lead"
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({"team": "support", "user": "alice"}, "non_field_errors"),  # already a member
-    ({"team": "support", "user": "nobody"}, "user"),
-    ({"team": "support", "user": "dave", "role": "owner"}, "role"),
-    ({"team": "support"}, "user"),
-    ({"user": "dave"}, "team"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"team": "support", "user": "alice"}, "non_field_errors"),  # already a member
+        ({"team": "support", "user": "nobody"}, "user"),
+        ({"team": "support", "user": "dave", "role": "owner"}, "role"),
+        ({"team": "support"}, "user"),
+        ({"user": "dave"}, "team"),
+    ],
+)
 def test_bad_membership_input_is_a_400(manager, member, payload, field):
     UserFactory(username="dave")
     response = api(manager).post("/api/v1/memberships/", payload, format="json")
@@ -386,9 +449,15 @@ def test_membership_list_runs_a_constant_number_of_queries(manager, team, django
 
 
 def test_bulk_upsert_refuses_rows_for_another_team(outsider, team):
-    response = api(outsider).post("/api/v1/use-cases/bulk/", {"rows": [
-        {"team": "support", "external_id": "x-1", "title": "Sneaky"},
-    ]}, format="json")
+    response = api(outsider).post(
+        "/api/v1/use-cases/bulk/",
+        {
+            "rows": [
+                {"team": "support", "external_id": "x-1", "title": "Sneaky"},
+            ]
+        },
+        format="json",
+    )
     assert response.status_code == 400
     assert "team" in response.json()["rows"]["0"]
     assert not UseCase.objects.exists()
@@ -419,19 +488,30 @@ def test_updated_since_pulls_only_what_changed(member, team):
 
 
 def test_every_synced_list_filters_by_updated_since(manager):
-    for url in ["use-cases", "deployments", "pocs", "checklist-items", "cost-snapshots", "models", "prices",
-                "exchange-rates"]:
+    for url in [
+        "use-cases",
+        "deployments",
+        "pocs",
+        "checklist-items",
+        "cost-snapshots",
+        "models",
+        "prices",
+        "exchange-rates",
+    ]:
         response = api(manager).get(f"/api/v1/{url}/", {"updated_since": "2999-01-01T00:00:00Z"})
         assert (url, response.status_code, response.json()["count"]) == (url, 200, 0)
 
 
-@pytest.mark.parametrize("request_args", [
-    ("get", "/api/v1/teams/sup%00port/", None),
-    ("get", "/api/v1/use-cases/?search=%00", None),
-    ("put", "/api/v1/use-cases/by-external-id/support/ERP%00/", {"title": "x"}),
-    ("post", "/api/v1/memberships/", {"team": "sup\x00port", "user": "alice"}),
-    ("post", "/api/v1/portfolio/what-if/", {"from_model": "openai/gpt-4o\x00", "to_model": "meta/llama-3-70b"}),
-])
+@pytest.mark.parametrize(
+    "request_args",
+    [
+        ("get", "/api/v1/teams/sup%00port/", None),
+        ("get", "/api/v1/use-cases/?search=%00", None),
+        ("put", "/api/v1/use-cases/by-external-id/support/ERP%00/", {"title": "x"}),
+        ("post", "/api/v1/memberships/", {"team": "sup\x00port", "user": "alice"}),
+        ("post", "/api/v1/portfolio/what-if/", {"from_model": "openai/gpt-4o\x00", "to_model": "meta/llama-3-70b"}),
+    ],
+)
 @pytest.mark.parametrize("body_format", ["json", "multipart"])
 def test_nul_characters_are_a_400_not_a_database_error(manager, member, request_args, body_format):
     method, url, data = request_args
@@ -440,8 +520,9 @@ def test_nul_characters_are_a_400_not_a_database_error(manager, member, request_
 
 
 def test_exchange_rates_name_both_currencies(manager):
-    response = api(manager).post("/api/v1/exchange-rates/", {"quote": "JPY", "rate": "150", "as_of": "2030-01-01"},
-                                 format="json")
+    response = api(manager).post(
+        "/api/v1/exchange-rates/", {"quote": "JPY", "rate": "150", "as_of": "2030-01-01"}, format="json"
+    )
     assert response.status_code == 400 and "base" in response.json()
     assert not ExchangeRate.objects.filter(as_of="2030-01-01").exists()
 
@@ -466,7 +547,7 @@ def test_concurrent_upserts_of_one_external_id_make_one_use_case(member, team):
             client = api(member)
             barrier.wait()
             statuses.append(client.put(url, {"title": title}, format="json").status_code)
-        except BaseException as error:  # noqa: BLE001 - reported to the test
+        except BaseException as error:
             errors.append(error)
         finally:
             connection.close()
@@ -492,8 +573,12 @@ def test_teams_and_memberships_refuse_stale_writes(manager, member, team):
 
     alice = Membership.objects.get(user=member)
     etag = client.get(f"/api/v1/memberships/{alice.pk}/")["ETag"]
-    assert client.patch(f"/api/v1/memberships/{alice.pk}/", {"role": "lead"}, format="json",
-                        HTTP_IF_MATCH=etag).status_code == 200
+    assert (
+        client.patch(
+            f"/api/v1/memberships/{alice.pk}/", {"role": "lead"}, format="json", HTTP_IF_MATCH=etag
+        ).status_code
+        == 200
+    )
     assert client.delete(f"/api/v1/memberships/{alice.pk}/", HTTP_IF_MATCH=etag).status_code == 412
     assert Membership.objects.get(pk=alice.pk).role == "lead"
 
@@ -503,10 +588,16 @@ def test_summary_of_extreme_figures_at_an_extreme_rate_is_still_an_answer(manage
     UseCase.objects.bulk_create(
         UseCase(team=team, title=f"Use case {n}", monthly_cost=Decimal("999999999999999999.99")) for n in range(9)
     )
-    created = api(manager).post("/api/v1/exchange-rates/", {"base": "USD", "quote": "ABC", "rate": "9999999.99999999",
-                                                            "as_of": "2024-01-01"}, format="json")
-    too_big = api(manager).post("/api/v1/exchange-rates/", {"base": "USD", "quote": "ABD", "rate": "99999999",
-                                                            "as_of": "2024-01-01"}, format="json")
+    created = api(manager).post(
+        "/api/v1/exchange-rates/",
+        {"base": "USD", "quote": "ABC", "rate": "9999999.99999999", "as_of": "2024-01-01"},
+        format="json",
+    )
+    too_big = api(manager).post(
+        "/api/v1/exchange-rates/",
+        {"base": "USD", "quote": "ABD", "rate": "99999999", "as_of": "2024-01-01"},
+        format="json",
+    )
     summary = api(manager).get("/api/v1/portfolio/summary/", {"currency": "ABC"})
     assert (created.status_code, too_big.status_code, summary.status_code) == (201, 400, 200)
     assert Decimal(summary.json()["totals"]["monthly_cost"]) > Decimal("1E+25")
@@ -514,10 +605,21 @@ def test_summary_of_extreme_figures_at_an_extreme_rate_is_still_an_answer(manage
 
 def test_list_pages_show_exactly_what_the_serializer_shows(manager, team, other_team):
     UseCaseFactory(team=team, title="Plain")
-    UseCaseFactory(team=other_team, title="Computed", owner=UserFactory(username="owner"), currency="JPY",
-                   hourly_rate=Decimal("9000"), frameworks=[], monthly_cost=Decimal("123456"),
-                   monthly_benefit=Decimal("0.10"), roi_pct=Decimal("-99.99"), npv=Decimal("-0.01"), payback_months=7,
-                   computed_at=timezone.now(), external_id="crm:7")
+    UseCaseFactory(
+        team=other_team,
+        title="Computed",
+        owner=UserFactory(username="owner"),
+        currency="JPY",
+        hourly_rate=Decimal("9000"),
+        frameworks=[],
+        monthly_cost=Decimal("123456"),
+        monthly_benefit=Decimal("0.10"),
+        roi_pct=Decimal("-99.99"),
+        npv=Decimal("-0.01"),
+        payback_months=7,
+        computed_at=timezone.now(),
+        external_id="crm:7",
+    )
 
     response = api(manager).get("/api/v1/use-cases/", {"page_size": 50, "ordering": "-npv"})
 

@@ -28,7 +28,8 @@ def test_webhook_and_outage_messages_read_in_japanese(manager):
         assert str(WebhookEvent.USE_CASE_CREATED.label) == "ユースケース作成"
     client = APIClient(HTTP_ACCEPT_LANGUAGE="ja")
     client.force_authenticate(manager)
-    answer = client.post("/api/v1/webhooks/", {"target_url": "ftp://example.com/hook", "events": ["use_case.created"]},
-                         format="json")
+    answer = client.post(
+        "/api/v1/webhooks/", {"target_url": "ftp://example.com/hook", "events": ["use_case.created"]}, format="json"
+    )
     assert answer.status_code == 400
     assert answer.json()["target_url"] == ["送信先は http と https のみ使えます。"]

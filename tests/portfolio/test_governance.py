@@ -17,14 +17,20 @@ Status = ChecklistItem.Status
 TODAY = datetime.date(2026, 3, 1)
 # What a use case with the defaults (EU AI Act, risk not assessed, internal data, business
 # user) and no deployment is checked against.
-DEFAULT_CODES = {"core-licence-known", "core-licence-commercial-use", "core-licence-user-limit", "core-risk-tier",
-                 "eu-ai-literacy"}
+DEFAULT_CODES = {
+    "core-licence-known",
+    "core-licence-commercial-use",
+    "core-licence-user-limit",
+    "core-risk-tier",
+    "eu-ai-literacy",
+}
 
 
 # --- Rules, without a database --------------------------------------------------------------
 
-LLAMA3 = Licence(key="llama3-community", name="Llama 3 Community License", commercial_use=True,
-                 monthly_active_user_limit=700_000_000)
+LLAMA3 = Licence(
+    key="llama3-community", name="Llama 3 Community License", commercial_use=True, monthly_active_user_limit=700_000_000
+)
 QWEN = Licence(key="qwen", name="Qwen License", commercial_use=True, monthly_active_user_limit=100_000_000)
 RESEARCH_ONLY = Licence(key="research", name="Research-only licence", commercial_use=False)
 PROPRIETARY = Licence(key="proprietary", name="Proprietary API terms")
@@ -77,8 +83,10 @@ def test_the_failed_user_limit_explains_itself():
     outcome = governance.licence_user_limit(
         use_case(expected_monthly_active_users=800_000_000), [deployment("meta/llama-3-70b", LLAMA3)]
     )
-    assert outcome.detail.startswith("800,000,000 expected monthly active users exceed the limit 700,000,000 of "
-                                     "Llama 3 Community License (meta/llama-3-70b)")
+    assert outcome.detail.startswith(
+        "800,000,000 expected monthly active users exceed the limit 700,000,000 of "
+        "Llama 3 Community License (meta/llama-3-70b)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,16 +109,16 @@ def test_sensitive_data_on_an_external_api_needs_a_data_processing_agreement(dat
 
 @pytest.mark.parametrize(
     ("tier", "status"),
-    [("unassessed", Status.OPEN), ("unacceptable", Status.FAILED), ("high", Status.PASSED),
-     ("minimal", Status.PASSED)],
+    [("unassessed", Status.OPEN), ("unacceptable", Status.FAILED), ("high", Status.PASSED), ("minimal", Status.PASSED)],
 )
 def test_the_risk_tier_must_be_assessed_and_acceptable(tier, status):
     assert governance.risk_tier(use_case(risk_tier=tier), []).status == status
 
 
 def test_conditions_narrow_where_a_template_applies():
-    high_personal = use_case(risk_tier="high", data_classification="personal", ai_role="provider",
-                             frameworks=["eu_ai_act"])
+    high_personal = use_case(
+        risk_tier="high", data_classification="personal", ai_role="provider", frameworks=["eu_ai_act"]
+    )
     api = [deployment(hosting="api")]
     assert governance.applies(template(), high_personal, api)
     assert governance.applies(template(applies_to_risk_tiers=["high"]), high_personal, api)
@@ -139,8 +147,13 @@ def test_reconcile_keeps_waivers_reopens_expired_ones_and_drops_what_no_longer_a
     automatic = template(pk=1, code="auto", kind="automatic", rule="risk_tier")
     manual = template(pk=2, code="manual", applies_to_risk_tiers=["high"])
     case = use_case(pk=7, risk_tier="unacceptable")
-    waived = ChecklistItem(pk=11, template_id=1, status=Status.WAIVED, waiver_reason="Legal says fine",
-                           waiver_expires_on=TODAY + datetime.timedelta(days=1))
+    waived = ChecklistItem(
+        pk=11,
+        template_id=1,
+        status=Status.WAIVED,
+        waiver_reason="Legal says fine",
+        waiver_expires_on=TODAY + datetime.timedelta(days=1),
+    )
     untouched = ChecklistItem(pk=12, template_id=3, status=Status.OPEN)
 
     # ``gone`` is no longer among the active templates.
@@ -192,8 +205,15 @@ def test_a_new_use_case_gets_the_core_and_eu_items(team):
 def test_high_risk_requires_oversight_and_bias_items_and_personal_data_a_dpia(team):
     case = UseCaseFactory(team=team, risk_tier="high", data_classification="personal")
     evaluate(case)
-    assert {"core-human-oversight", "core-bias-evaluation", "core-dpia", "core-data-processing-agreement",
-            "eu-transparency", "eu-logging", "eu-deployer-duties"} <= codes(case)
+    assert {
+        "core-human-oversight",
+        "core-bias-evaluation",
+        "core-dpia",
+        "core-data-processing-agreement",
+        "eu-transparency",
+        "eu-logging",
+        "eu-deployer-duties",
+    } <= codes(case)
     assert "eu-conformity-assessment" not in codes(case)  # A provider's duty, not a business user's.
 
 
@@ -230,8 +250,9 @@ def test_items_follow_the_conditions_and_keep_recorded_evidence(team, member):
     case = UseCaseFactory(team=team, risk_tier="high")
     evaluate(case)
     oversight = case.checklist_items.get(template__code="core-human-oversight")
-    governance.record_evidence(item=oversight, by=member, text="Two reviewers sign off every answer.",
-                               status=Status.PASSED)
+    governance.record_evidence(
+        item=oversight, by=member, text="Two reviewers sign off every answer.", status=Status.PASSED
+    )
 
     UseCase.objects.filter(pk=case.pk).update(risk_tier="minimal")
     result = evaluate(case)
@@ -256,8 +277,9 @@ def test_a_hosting_condition_looks_at_planned_and_active_deployments(team, llama
     case = UseCaseFactory(team=team)
     evaluate(case)
     assert "gpu-hardening" not in codes(case)
-    DeploymentFactory(use_case=case, model=llama70b, hosting="self_hosted", gpu_count=1, gpu_type="H100",
-                      status="planned")
+    DeploymentFactory(
+        use_case=case, model=llama70b, hosting="self_hosted", gpu_count=1, gpu_type="H100", status="planned"
+    )
     evaluate(case)
     assert "gpu-hardening" in codes(case)
 
@@ -272,6 +294,7 @@ def test_evaluation_runs_a_constant_number_of_queries(team, gpt4o, llama70b, mon
     # Django splits SQLite's bulk statements at 999 parameters; lift that (SQLite takes 32,766)
     # so the count is of the statements the evaluation asks for, as on PostgreSQL.
     monkeypatch.setattr(connection.features, "max_query_params", 32_766)
+
     def portfolio(size):
         cases = [UseCaseFactory(team=team, risk_tier="high", data_classification="personal") for _ in range(size)]
         for case in cases:
@@ -321,7 +344,10 @@ def test_only_portfolio_managers_waive_and_always_with_a_reason(literacy, member
     waived = governance.waive_item(item=literacy, by=manager, reason="Covered by the group-wide course.")
 
     assert (waived.status, waived.waived_by, waived.waiver_reason) == (
-        Status.WAIVED, manager, "Covered by the group-wide course.")
+        Status.WAIVED,
+        manager,
+        "Covered by the group-wide course.",
+    )
     assert UseCase.objects.get(pk=literacy.use_case_id).governance_status == UseCase.GovernanceStatus.COMPLIANT
 
 
@@ -332,8 +358,13 @@ def test_a_waiver_cannot_expire_in_the_past(literacy, manager):
 
 
 def test_an_expired_waiver_reopens_the_item(literacy, manager):
-    governance.waive_item(item=literacy, by=manager, reason="Until the course runs.",
-                          expires_on=TODAY + datetime.timedelta(days=30), today=TODAY)
+    governance.waive_item(
+        item=literacy,
+        by=manager,
+        reason="Until the course runs.",
+        expires_on=TODAY + datetime.timedelta(days=30),
+        today=TODAY,
+    )
 
     assert governance.expire_waivers(today=TODAY + datetime.timedelta(days=29)).updated == 0
     result = governance.expire_waivers(today=TODAY + datetime.timedelta(days=30))
@@ -351,8 +382,9 @@ def test_a_manual_item_passes_only_with_evidence(literacy, member):
         governance.record_evidence(item=literacy, by=member, status=Status.PASSED)
     assert "evidence_text" in error.value.message_dict
 
-    item = governance.record_evidence(item=literacy, by=member, url="https://intranet.example.com/ai-course",
-                                      status=Status.PASSED)
+    item = governance.record_evidence(
+        item=literacy, by=member, url="https://intranet.example.com/ai-course", status=Status.PASSED
+    )
     assert (item.status, item.recorded_by) == (Status.PASSED, member)
     assert item.recorded_at is not None
 
@@ -361,15 +393,17 @@ def test_an_automatic_items_status_cannot_be_set_by_hand(team, member):
     case = UseCaseFactory(team=team)
     evaluate(case)
     with pytest.raises(ValidationError):
-        governance.record_evidence(item=case.checklist_items.get(template__code="core-risk-tier"), by=member,
-                                   status=Status.PASSED)
+        governance.record_evidence(
+            item=case.checklist_items.get(template__code="core-risk-tier"), by=member, status=Status.PASSED
+        )
 
 
 def test_lifting_a_waiver_is_for_managers_and_reapplies_the_rule(team, member, manager):
     case = UseCaseFactory(team=team)
     evaluate(case)
-    risk = governance.waive_item(item=case.checklist_items.get(template__code="core-risk-tier"), by=manager,
-                                 reason="Assessed offline.")
+    risk = governance.waive_item(
+        item=case.checklist_items.get(template__code="core-risk-tier"), by=manager, reason="Assessed offline."
+    )
     with pytest.raises(PermissionDenied):
         governance.update_item(item=risk, by=member, status=Status.OPEN)
     lifted = governance.update_item(item=risk, by=manager, status=Status.OPEN)
@@ -404,11 +438,13 @@ def test_creating_a_use_case_straight_into_production_passes_the_gate(team):
 
 def test_the_optional_payback_rule(team, settings, manager):
     settings.GATE_REQUIRES_PAYBACK = True
-    case = services.create_use_case(team=team, title="Costly", risk_tier="minimal", one_time_cost=1000,
-                                    monthly_fixed_cost=100, horizon_months=12)
+    case = services.create_use_case(
+        team=team, title="Costly", risk_tier="minimal", one_time_cost=1000, monthly_fixed_cost=100, horizon_months=12
+    )
     evaluate(case)
-    governance.waive_item(item=case.checklist_items.get(template__code="eu-ai-literacy"), by=manager,
-                          reason="Pilot users only.")
+    governance.waive_item(
+        item=case.checklist_items.get(template__code="eu-ai-literacy"), by=manager, reason="Pilot users only."
+    )
     with pytest.raises(governance.GateRefused) as refused:
         services.update_use_case(use_case=case, stage="production")
     assert refused.value.blocking_items == [] and "pay back" in refused.value.reasons[0]
@@ -418,8 +454,10 @@ def test_the_optional_payback_rule(team, settings, manager):
 
 
 def test_a_refused_gate_is_a_row_error_in_a_bulk_upsert(team):
-    rows = [services.BulkRow(team=team, external_id="ok", fields={"title": "Fine", "stage": "pilot"}),
-            services.BulkRow(team=team, external_id="early", fields={"title": "Too early", "stage": "production"})]
+    rows = [
+        services.BulkRow(team=team, external_id="ok", fields={"title": "Fine", "stage": "pilot"}),
+        services.BulkRow(team=team, external_id="early", fields={"title": "Too early", "stage": "production"}),
+    ]
     with pytest.raises(ValidationError) as error:
         services.bulk_upsert_use_cases(rows=rows)
     assert list(error.value.message_dict) == ["1"]

@@ -55,7 +55,9 @@ def test_a_new_price_reports_its_effect_across_the_affected_use_cases(team, gpt4
     bots(team, llama70b, 2)
 
     pricing_services.add_price(
-        model=gpt4o, input_per_million=Decimal("2.00"), output_per_million=Decimal("8.00"),
+        model=gpt4o,
+        input_per_million=Decimal("2.00"),
+        output_per_million=Decimal("8.00"),
         effective_from=datetime.date.today(),
     )
     job = services.run_recompute_job(job_id=RecomputeJob.objects.latest().pk, inline=True)
@@ -157,8 +159,9 @@ def test_exchange_rate_change_reprices_jpy_use_cases(team, gpt4o):
     assert use_case.monthly_cost == Decimal("880000")
 
 
-def test_managers_start_and_follow_a_job_through_the_api(manager, member, team, gpt4o,
-                                                         django_capture_on_commit_callbacks):
+def test_managers_start_and_follow_a_job_through_the_api(
+    manager, member, team, gpt4o, django_capture_on_commit_callbacks
+):
     from rest_framework.test import APIClient
 
     bots(team, gpt4o, 2)
@@ -185,8 +188,13 @@ def test_managers_start_and_follow_a_job_through_the_api(manager, member, team, 
 
 
 def test_the_pipeline_re_evaluates_checklists_when_a_deployment_changes(team, gpt4o, llama70b):
-    use_case = services.create_use_case(team=team, title="Huge consumer app", risk_tier="minimal",
-                                        data_classification="public", expected_monthly_active_users=800_000_000)
+    use_case = services.create_use_case(
+        team=team,
+        title="Huge consumer app",
+        risk_tier="minimal",
+        data_classification="public",
+        expected_monthly_active_users=800_000_000,
+    )
     deployment = services.create_deployment(use_case=use_case, model=gpt4o, status="active", **SUPPORT_BOT)
     tasks.recompute_use_case(use_case.pk)
     use_case.refresh_from_db()
@@ -214,8 +222,13 @@ def test_a_governance_job_re_evaluates_the_checklists_of_its_scope(team, gpt4o):
 
 
 def test_a_licence_change_re_evaluates_the_licensing_checks(team, llama70b):
-    use_case = services.create_use_case(team=team, title="Consumer app", risk_tier="minimal",
-                                        data_classification="public", expected_monthly_active_users=5_000_000)
+    use_case = services.create_use_case(
+        team=team,
+        title="Consumer app",
+        risk_tier="minimal",
+        data_classification="public",
+        expected_monthly_active_users=5_000_000,
+    )
     services.create_deployment(use_case=use_case, model=llama70b, status="active", **SUPPORT_BOT)
     tasks.recompute_use_case(use_case.pk)
     use_case.refresh_from_db()

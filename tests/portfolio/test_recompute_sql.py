@@ -5,6 +5,7 @@ SQLite it runs in Python. The same generated portfolios are checked on both agai
 ``costs.use_case_figures`` (``pricing.costing`` underneath): every use case figure, every
 deployment cost, every snapshot and its breakdown.
 """
+
 import datetime
 import random
 from decimal import Decimal
@@ -36,6 +37,7 @@ START = datetime.date(2025, 1, 1)
 def only_the_path_of_this_database(monkeypatch):
     """On PostgreSQL, prove the SQL path runs: the Python one is not allowed to."""
     if connection.vendor == "postgresql":
+
         def python_path(*args, **kwargs):
             raise AssertionError("PostgreSQL must recompute in SQL")
 
@@ -52,18 +54,35 @@ def make_catalogue(rng: random.Random, teams):
     models = []
     for n in range(4):
         model = LanguageModelFactory(key=f"test/gen-{n}", open_weights=n % 2 == 0)
-        PriceFactory(model=model, input_per_million=money(rng, 30, 6), output_per_million=money(rng, 90, 6),
-                     cached_input_per_million=rng.choice([None, money(rng, 3, 6)]),
-                     currency=rng.choice(["USD", "USD", "JPY"]), effective_from=START)
+        PriceFactory(
+            model=model,
+            input_per_million=money(rng, 30, 6),
+            output_per_million=money(rng, 90, 6),
+            cached_input_per_million=rng.choice([None, money(rng, 3, 6)]),
+            currency=rng.choice(["USD", "USD", "JPY"]),
+            effective_from=START,
+        )
         models.append(model)
     unpriced = LanguageModelFactory(key="test/unpriced", open_weights=True)
     for team in teams[:2]:
-        PriceFactory(model=models[0], team=team, input_per_million=money(rng, 20, 6),
-                     output_per_million=money(rng, 60, 6), currency="USD", effective_from=START,
-                     source=Price.Source.CONTRACT)
-    PriceFactory(model=models[1], team=teams[2], input_per_million=money(rng, 3000, 6),
-                 output_per_million=money(rng, 9000, 6), currency="JPY", effective_from=START,
-                 source=Price.Source.CONTRACT)
+        PriceFactory(
+            model=models[0],
+            team=team,
+            input_per_million=money(rng, 20, 6),
+            output_per_million=money(rng, 60, 6),
+            currency="USD",
+            effective_from=START,
+            source=Price.Source.CONTRACT,
+        )
+    PriceFactory(
+        model=models[1],
+        team=teams[2],
+        input_per_million=money(rng, 3000, 6),
+        output_per_million=money(rng, 9000, 6),
+        currency="JPY",
+        effective_from=START,
+        source=Price.Source.CONTRACT,
+    )
     GpuRateFactory(gpu_type="T4", hourly_cost=money(rng, 3, 4), effective_from=START)
     GpuRateFactory(gpu_type="JP-GPU", hourly_cost=money(rng, 500, 4), currency="JPY", effective_from=START)
     return models + open_models, unpriced
@@ -97,13 +116,23 @@ def make_use_case(rng: random.Random, team, models, unpriced, profiles):
                 fields["gpu_type"] = "unknown GPU"
             else:
                 fields["self_hosting_profile"] = rng.choice(profiles)
-            DeploymentFactory(use_case=use_case, model=model, hosting=Deployment.Hosting.SELF_HOSTED,
-                              status=status, monthly_fixed_cost=fixed, **fields)
+            DeploymentFactory(
+                use_case=use_case,
+                model=model,
+                hosting=Deployment.Hosting.SELF_HOSTED,
+                status=status,
+                monthly_fixed_cost=fixed,
+                **fields,
+            )
         else:
             DeploymentFactory(
-                use_case=use_case, model=model, status=status, monthly_fixed_cost=fixed,
+                use_case=use_case,
+                model=model,
+                status=status,
+                monthly_fixed_cost=fixed,
                 requests_per_month=rng.choice([0, rng.randint(1, 5_000), rng.randint(1, 10**8)]),
-                avg_input_tokens=rng.randint(0, 20_000), avg_output_tokens=rng.randint(0, 5_000),
+                avg_input_tokens=rng.randint(0, 20_000),
+                avg_output_tokens=rng.randint(0, 5_000),
                 cached_input_ratio=rng.choice([Decimal(0), Decimal(1), money(rng, 1, 4)]),
             )
     return use_case
@@ -154,8 +183,11 @@ def test_the_recompute_stores_the_python_figures_to_the_cent(seed, annual_rate, 
         figures = expected[snapshot.use_case_id]
         assert {name: getattr(snapshot, name) for name in FIGURES} == figures.as_fields()
         assert snapshot.breakdown == figures.breakdown
-        assert (snapshot.previous_monthly_cost, snapshot.reason, snapshot.priced_on) == (None, "generated",
-                                                                                       price_book().on)
+        assert (snapshot.previous_monthly_cost, snapshot.reason, snapshot.priced_on) == (
+            None,
+            "generated",
+            price_book().on,
+        )
 
     # Nothing changed: no snapshot, the same figures.
     assert services.recompute_use_cases(use_case_ids=ids).changed == []
@@ -164,14 +196,30 @@ def test_the_recompute_stores_the_python_figures_to_the_cent(seed, annual_rate, 
 
 
 def test_a_price_change_snapshots_before_and_after_with_the_new_price_row(team, gpt4o):
-    jpy = UseCaseFactory(team=team, currency="JPY", horizon_months=24, one_time_cost=Decimal("1000000"),
-                         other_monthly_benefit=Decimal("900000"))
-    DeploymentFactory(use_case=jpy, model=gpt4o, requests_per_month=123_457, avg_input_tokens=777,
-                      avg_output_tokens=333, cached_input_ratio=Decimal("0.3333"))
+    jpy = UseCaseFactory(
+        team=team,
+        currency="JPY",
+        horizon_months=24,
+        one_time_cost=Decimal("1000000"),
+        other_monthly_benefit=Decimal("900000"),
+    )
+    DeploymentFactory(
+        use_case=jpy,
+        model=gpt4o,
+        requests_per_month=123_457,
+        avg_input_tokens=777,
+        avg_output_tokens=333,
+        cached_input_ratio=Decimal("0.3333"),
+    )
     services.recompute_use_case(use_case_id=jpy.pk)
     before = UseCase.objects.get(pk=jpy.pk).monthly_cost
-    new = PriceFactory(model=gpt4o, input_per_million=Decimal("1.234567"), output_per_million=Decimal("7.654321"),
-                       cached_input_per_million=Decimal("0.5"), effective_from=datetime.date(2025, 2, 1))
+    new = PriceFactory(
+        model=gpt4o,
+        input_per_million=Decimal("1.234567"),
+        output_per_million=Decimal("7.654321"),
+        cached_input_per_million=Decimal("0.5"),
+        effective_from=datetime.date(2025, 2, 1),
+    )
     expected = expected_figures([jpy.pk], annual_rate=Decimal("0.08"))
 
     assert services.recompute_use_cases(use_case_ids=[jpy.pk]).changed == [jpy.pk]
@@ -188,19 +236,31 @@ def test_a_price_change_snapshots_before_and_after_with_the_new_price_row(team, 
     ("fields", "figure", "value"),
     [
         # ROI of exactly -0.005 % and +0.005 %: half away from zero, as ROUND_HALF_UP.
-        ({"monthly_fixed_cost": Decimal("20000"), "other_monthly_benefit": Decimal("19999")}, "roi_pct",
-         Decimal("-0.01")),
-        ({"monthly_fixed_cost": Decimal("20000"), "other_monthly_benefit": Decimal("20001")}, "roi_pct",
-         Decimal("0.01")),
+        (
+            {"monthly_fixed_cost": Decimal("20000"), "other_monthly_benefit": Decimal("19999")},
+            "roi_pct",
+            Decimal("-0.01"),
+        ),
+        (
+            {"monthly_fixed_cost": Decimal("20000"), "other_monthly_benefit": Decimal("20001")},
+            "roi_pct",
+            Decimal("0.01"),
+        ),
         # Nothing spent: no ROI; nothing to pay back: month 0.
         ({}, "roi_pct", None),
         ({"other_monthly_benefit": Decimal("5")}, "payback_months", 0),
         # A net that never pays back, and one that pays back in the very last month.
         ({"one_time_cost": Decimal("100"), "monthly_fixed_cost": Decimal("10")}, "payback_months", None),
-        ({"one_time_cost": Decimal("120"), "other_monthly_benefit": Decimal("10"), "horizon_months": 12},
-         "payback_months", 12),
-        ({"one_time_cost": Decimal("121"), "other_monthly_benefit": Decimal("10"), "horizon_months": 12},
-         "payback_months", None),
+        (
+            {"one_time_cost": Decimal("120"), "other_monthly_benefit": Decimal("10"), "horizon_months": 12},
+            "payback_months",
+            12,
+        ),
+        (
+            {"one_time_cost": Decimal("121"), "other_monthly_benefit": Decimal("10"), "horizon_months": 12},
+            "payback_months",
+            None,
+        ),
     ],
 )
 def test_edge_figures(team, fields, figure, value):
@@ -209,8 +269,10 @@ def test_edge_figures(team, fields, figure, value):
     assert getattr(UseCase.objects.get(pk=use_case.pk), figure) == value
 
 
-@pytest.mark.parametrize(("currency", "tokens", "cost"), [("USD", 5_000, "0.01"), ("USD", 4_999, "0.00"),
-                                                          ("JPY", 500_000, "1"), ("JPY", 499_999, "0")])
+@pytest.mark.parametrize(
+    ("currency", "tokens", "cost"),
+    [("USD", 5_000, "0.01"), ("USD", 4_999, "0.00"), ("JPY", 500_000, "1"), ("JPY", 499_999, "0")],
+)
 def test_half_a_minor_unit_rounds_up(team, currency, tokens, cost):
     model = LanguageModelFactory()
     PriceFactory(model=model, input_per_million=Decimal("1"), output_per_million=Decimal("0"), currency=currency)
@@ -226,8 +288,14 @@ def test_half_a_minor_unit_rounds_up(team, currency, tokens, cost):
 def test_a_gpu_rate_in_another_currency_is_converted(team, llama70b):
     GpuRate.objects.create(gpu_type="JP-GPU", hourly_cost=Decimal("300"), currency="JPY", effective_from=START)
     use_case = UseCaseFactory(team=team)
-    DeploymentFactory(use_case=use_case, model=llama70b, hosting=Deployment.Hosting.SELF_HOSTED,
-                      gpu_type="JP-GPU", gpu_count=2, hours_per_month=Decimal("100"))
+    DeploymentFactory(
+        use_case=use_case,
+        model=llama70b,
+        hosting=Deployment.Hosting.SELF_HOSTED,
+        gpu_type="JP-GPU",
+        gpu_count=2,
+        hours_per_month=Decimal("100"),
+    )
     expected = expected_figures([use_case.pk], annual_rate=Decimal("0.08"))
 
     services.recompute_use_case(use_case_id=use_case.pk)

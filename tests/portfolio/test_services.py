@@ -73,7 +73,9 @@ def test_use_case_figures_follow_the_second_worked_example(team, settings):
 
 def test_benefit_is_hours_saved_times_rate_plus_other(team):
     use_case = UseCaseFactory(
-        team=team, hours_saved_per_month=Decimal("120.5"), hourly_rate=Decimal("40"),
+        team=team,
+        hours_saved_per_month=Decimal("120.5"),
+        hourly_rate=Decimal("40"),
         other_monthly_benefit=Decimal("100"),
     )
     assert recompute(use_case).monthly_benefit == Decimal("4920.00")
@@ -113,8 +115,13 @@ def test_jpy_use_case_converts_usd_prices_at_the_rate_in_force(team, gpt4o):
 
 
 def test_contract_price_beats_the_public_price_for_its_team_only(team, other_team, gpt4o):
-    PriceFactory(model=gpt4o, team=team, input_per_million=Decimal("2.00"), output_per_million=Decimal("8.00"),
-                 source=Price.Source.CONTRACT)
+    PriceFactory(
+        model=gpt4o,
+        team=team,
+        input_per_million=Decimal("2.00"),
+        output_per_million=Decimal("8.00"),
+        source=Price.Source.CONTRACT,
+    )
     ours = UseCaseFactory(team=team)
     DeploymentFactory(use_case=ours, model=gpt4o, **SUPPORT_BOT)
     theirs = UseCaseFactory(team=other_team)
@@ -127,11 +134,23 @@ def test_contract_price_beats_the_public_price_for_its_team_only(team, other_tea
 def test_self_hosted_on_rented_gpus(team, llama70b):
     GpuRateFactory(gpu_type="T4", hourly_cost=Decimal("0.50"))
     use_case = UseCaseFactory(team=team)
-    DeploymentFactory(use_case=use_case, model=llama70b, hosting=Deployment.Hosting.SELF_HOSTED, gpu_type="T4",
-                      gpu_count=2, monthly_fixed_cost=Decimal("40"))
+    DeploymentFactory(
+        use_case=use_case,
+        model=llama70b,
+        hosting=Deployment.Hosting.SELF_HOSTED,
+        gpu_type="T4",
+        gpu_count=2,
+        monthly_fixed_cost=Decimal("40"),
+    )
     with_own_price = UseCaseFactory(team=team)
-    DeploymentFactory(use_case=with_own_price, model=llama70b, hosting=Deployment.Hosting.SELF_HOSTED,
-                      gpu_count=4, gpu_hourly_cost=Decimal("2.50"), hours_per_month=Decimal("100"))
+    DeploymentFactory(
+        use_case=with_own_price,
+        model=llama70b,
+        hosting=Deployment.Hosting.SELF_HOSTED,
+        gpu_count=4,
+        gpu_hourly_cost=Decimal("2.50"),
+        hours_per_month=Decimal("100"),
+    )
 
     assert recompute(use_case).monthly_cost == Decimal("770.00")  # 2 × 0.50 × 730 + 40
     assert recompute(with_own_price).monthly_cost == Decimal("1000.00")
@@ -142,8 +161,9 @@ def test_self_hosted_on_owned_hardware_profile(team, llama70b):
 
     profile = SelfHostingProfile.objects.get(name="On-prem 8×H100 server")
     use_case = UseCaseFactory(team=team)
-    DeploymentFactory(use_case=use_case, model=llama70b, hosting=Deployment.Hosting.SELF_HOSTED,
-                      self_hosting_profile=profile)
+    DeploymentFactory(
+        use_case=use_case, model=llama70b, hosting=Deployment.Hosting.SELF_HOSTED, self_hosting_profile=profile
+    )
     # 320,000 × 0.9 / 36 + 2,200 power + 3,500 operations
     assert recompute(use_case).monthly_cost == Decimal("13700.00")
 
@@ -191,8 +211,12 @@ def test_new_price_gives_a_snapshot_with_before_and_after(team, gpt4o):
     DeploymentFactory(use_case=use_case, model=gpt4o, **SUPPORT_BOT)
     recompute(use_case)
 
-    new_price = PriceFactory(model=gpt4o, input_per_million=Decimal("2.00"), output_per_million=Decimal("8.00"),
-                             effective_from=datetime.date(2025, 1, 1))
+    new_price = PriceFactory(
+        model=gpt4o,
+        input_per_million=Decimal("2.00"),
+        output_per_million=Decimal("8.00"),
+        effective_from=datetime.date(2025, 1, 1),
+    )
     recompute(use_case)
 
     latest = CostSnapshot.objects.filter(use_case=use_case).latest()
@@ -203,8 +227,12 @@ def test_new_price_gives_a_snapshot_with_before_and_after(team, gpt4o):
 def test_future_price_is_not_used_before_its_date(team, gpt4o):
     use_case = UseCaseFactory(team=team)
     DeploymentFactory(use_case=use_case, model=gpt4o, **SUPPORT_BOT)
-    PriceFactory(model=gpt4o, input_per_million=Decimal("0"), output_per_million=Decimal("0"),
-                 effective_from=datetime.date.today() + datetime.timedelta(days=30))
+    PriceFactory(
+        model=gpt4o,
+        input_per_million=Decimal("0"),
+        output_per_million=Decimal("0"),
+        effective_from=datetime.date.today() + datetime.timedelta(days=30),
+    )
 
     assert recompute(use_case).monthly_cost == Decimal("5500.00")
 
@@ -267,8 +295,12 @@ def _violations(condition):
         yield name, {"gte": bound - 1, "gt": bound, "lte": bound + 1, "lt": bound}[operator]
 
 
-CHECKS = [(constraint.name, *violation) for constraint in UseCase._meta.constraints
-          if isinstance(constraint, CheckConstraint) for violation in _violations(constraint.condition)]
+CHECKS = [
+    (constraint.name, *violation)
+    for constraint in UseCase._meta.constraints
+    if isinstance(constraint, CheckConstraint)
+    for violation in _violations(constraint.condition)
+]
 
 
 @pytest.mark.parametrize(("constraint", "field", "value"), CHECKS)
@@ -286,8 +318,7 @@ def test_field_validation_enforces_every_check_constraint(team, constraint, fiel
 
 
 def test_check_constraints_are_all_found():
-    assert {name for name, _field, _value in CHECKS} == {
-        "use_case_horizon_1_to_600", "use_case_inputs_non_negative"}
+    assert {name for name, _field, _value in CHECKS} == {"use_case_horizon_1_to_600", "use_case_inputs_non_negative"}
     assert len(CHECKS) == 7
 
 
@@ -376,22 +407,32 @@ def test_deployment_rejects_bad_numbers(team, gpt4o, fields, error_field):
 
 def test_only_open_weight_models_can_be_self_hosted(team, gpt4o):
     with pytest.raises(ValidationError) as error:
-        services.create_deployment(use_case=UseCaseFactory(team=team), model=gpt4o,
-                                   hosting=Deployment.Hosting.SELF_HOSTED, gpu_count=1, gpu_type="H100 80GB")
+        services.create_deployment(
+            use_case=UseCaseFactory(team=team),
+            model=gpt4o,
+            hosting=Deployment.Hosting.SELF_HOSTED,
+            gpu_count=1,
+            gpu_type="H100 80GB",
+        )
     assert "model" in error.value.message_dict
 
 
 def test_self_hosted_needs_gpus_or_a_profile(team, llama70b):
     with pytest.raises(ValidationError) as error:
-        services.create_deployment(use_case=UseCaseFactory(team=team), model=llama70b,
-                                   hosting=Deployment.Hosting.SELF_HOSTED)
+        services.create_deployment(
+            use_case=UseCaseFactory(team=team), model=llama70b, hosting=Deployment.Hosting.SELF_HOSTED
+        )
     assert {"gpu_count", "gpu_type"} <= set(error.value.message_dict)
 
 
 def test_poc_end_date_must_follow_start(team):
     with pytest.raises(ValidationError) as error:
-        services.create_poc(use_case=UseCaseFactory(team=team), hypothesis="x",
-                            start_date=datetime.date(2025, 5, 1), end_date=datetime.date(2025, 4, 1))
+        services.create_poc(
+            use_case=UseCaseFactory(team=team),
+            hypothesis="x",
+            start_date=datetime.date(2025, 5, 1),
+            end_date=datetime.date(2025, 4, 1),
+        )
     assert "end_date" in error.value.message_dict
 
 
@@ -440,13 +481,28 @@ def test_bulk_upsert_writes_every_kind_of_field_with_versions_and_history(team, 
     existing = UseCaseFactory(team=team, external_id="a", title="Old", frameworks=["eu_ai_act"])
     UseCase.objects.filter(pk=existing.pk).update(needs_recompute=False)
     rows = [
-        services.BulkRow(team=team, external_id="a", fields={
-            "title": "New", "hourly_rate": Decimal("40.50"), "frameworks": [], "owner": owner, "stage": "poc",
-        }),
-        services.BulkRow(team=other_team, external_id="b", fields={
-            "title": "Created", "currency": "JPY", "one_time_cost": Decimal("1200000"), "horizon_months": 24,
-            "frameworks": ["japan_ai_guidelines"],
-        }),
+        services.BulkRow(
+            team=team,
+            external_id="a",
+            fields={
+                "title": "New",
+                "hourly_rate": Decimal("40.50"),
+                "frameworks": [],
+                "owner": owner,
+                "stage": "poc",
+            },
+        ),
+        services.BulkRow(
+            team=other_team,
+            external_id="b",
+            fields={
+                "title": "Created",
+                "currency": "JPY",
+                "one_time_cost": Decimal("1200000"),
+                "horizon_months": 24,
+                "frameworks": ["japan_ai_guidelines"],
+            },
+        ),
     ]
 
     result = services.bulk_upsert_use_cases(rows=rows)
@@ -454,10 +510,20 @@ def test_bulk_upsert_writes_every_kind_of_field_with_versions_and_history(team, 
     updated, created = UseCase.objects.get(pk=existing.pk), UseCase.objects.get(external_id="b")
     assert (result.updated[0].pk, result.created[0].pk) == (updated.pk, created.pk)
     assert (updated.title, updated.hourly_rate, updated.frameworks, updated.owner, updated.stage) == (
-        "New", Decimal("40.50"), [], owner, "poc")
+        "New",
+        Decimal("40.50"),
+        [],
+        owner,
+        "poc",
+    )
     assert (updated.version, updated.needs_recompute) == (2, True) and updated.updated_at > existing.updated_at
     assert (created.team, created.currency, created.one_time_cost, created.horizon_months, created.frameworks) == (
-        other_team, "JPY", Decimal("1200000.00"), 24, ["japan_ai_guidelines"])
+        other_team,
+        "JPY",
+        Decimal("1200000.00"),
+        24,
+        ["japan_ai_guidelines"],
+    )
     assert created.created_at and created.version == 1 and created.description == ""
     change = updated.history.latest()
     assert (change.history_type, change.title, change.version, change.history_change_reason) == ("~", "New", 2, None)
@@ -467,10 +533,12 @@ def test_bulk_upsert_writes_every_kind_of_field_with_versions_and_history(team, 
 def test_bulk_upsert_validates_what_an_update_sets_and_every_field_of_a_new_row(team):
     UseCaseFactory(team=team, external_id="a")
     with pytest.raises(ValidationError) as error:
-        services.bulk_upsert_use_cases(rows=[
-            services.BulkRow(team=team, external_id="a", fields={"hourly_rate": Decimal("-1")}),
-            services.BulkRow(team=team, external_id="b", fields={"hourly_rate": Decimal("1")}),  # no title
-        ])
+        services.bulk_upsert_use_cases(
+            rows=[
+                services.BulkRow(team=team, external_id="a", fields={"hourly_rate": Decimal("-1")}),
+                services.BulkRow(team=team, external_id="b", fields={"hourly_rate": Decimal("1")}),  # no title
+            ]
+        )
     assert "hourly_rate" in error.value.message_dict["0"][0]
     assert "title" in error.value.message_dict["1"][0]
 
@@ -478,10 +546,13 @@ def test_bulk_upsert_validates_what_an_update_sets_and_every_field_of_a_new_row(
 def test_bulk_upsert_runs_the_same_queries_for_2_or_200_rows(team, django_assert_max_num_queries):
     # SQLite's parameter limit splits an insert into batches of a few dozen rows: it gets 40.
     size = 200 if connection.vendor == "postgresql" else 40
+
     def rows(count, prefix):
         existing = [UseCaseFactory(team=team, external_id=f"{prefix}-old-{n}") for n in range(count // 2)]
-        return [services.BulkRow(team=team, external_id=use_case.external_id, fields={"title": "Updated"})
-                for use_case in existing] + [
+        return [
+            services.BulkRow(team=team, external_id=use_case.external_id, fields={"title": "Updated"})
+            for use_case in existing
+        ] + [
             services.BulkRow(team=team, external_id=f"{prefix}-new-{n}", fields={"title": "New"})
             for n in range(count - count // 2)
         ]

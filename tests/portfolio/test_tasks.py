@@ -11,8 +11,9 @@ pytestmark = pytest.mark.django_db
 
 def test_recompute_use_case_task_is_idempotent(team, gpt4o):
     use_case = UseCaseFactory(team=team)
-    DeploymentFactory(use_case=use_case, model=gpt4o, requests_per_month=1_000_000, avg_input_tokens=1000,
-                      avg_output_tokens=300)
+    DeploymentFactory(
+        use_case=use_case, model=gpt4o, requests_per_month=1_000_000, avg_input_tokens=1000, avg_output_tokens=300
+    )
 
     assert tasks.recompute_use_case(use_case.pk) is True
     assert tasks.recompute_use_case(use_case.pk) is True

@@ -6,16 +6,19 @@ from django.utils import translation
 from portfolio.templatetags.portfolio_format import money, number, pct, unit_price
 
 
-@pytest.mark.parametrize("value, currency, shown", [
-    (Decimal("5500"), "USD", "$5,500.00"),
-    (Decimal("1234567.456"), "JPY", "¥1,234,567"),
-    (Decimal("0.5"), "JPY", "¥1"),  # Half up, as the recompute rounds.
-    (Decimal("-500"), "USD", "−$500.00"),
-    ("71400.005", "USD", "$71,400.01"),
-    (Decimal("12.5"), "CHF", "12.50 CHF"),
-    (None, "USD", "—"),
-    ("not a number", "USD", "—"),
-])
+@pytest.mark.parametrize(
+    "value, currency, shown",
+    [
+        (Decimal("5500"), "USD", "$5,500.00"),
+        (Decimal("1234567.456"), "JPY", "¥1,234,567"),
+        (Decimal("0.5"), "JPY", "¥1"),  # Half up, as the recompute rounds.
+        (Decimal("-500"), "USD", "−$500.00"),
+        ("71400.005", "USD", "$71,400.01"),
+        (Decimal("12.5"), "CHF", "12.50 CHF"),
+        (None, "USD", "—"),
+        ("not a number", "USD", "—"),
+    ],
+)
 def test_money_rounds_to_the_currency_and_groups_digits(value, currency, shown):
     with translation.override("en"):
         assert money(value, currency) == shown

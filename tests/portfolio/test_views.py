@@ -51,8 +51,13 @@ def recomputed(use_case):
 
 @pytest.fixture
 def support_bot(team, gpt4o):
-    use_case = make_use_case(team, external_id="faq-bot", hours_saved_per_month=Decimal("900"),
-                             hourly_rate=Decimal("45"), one_time_cost=Decimal("60000"))
+    use_case = make_use_case(
+        team,
+        external_id="faq-bot",
+        hours_saved_per_month=Decimal("900"),
+        hourly_rate=Decimal("45"),
+        one_time_cost=Decimal("60000"),
+    )
     services.create_deployment(use_case=use_case, model=gpt4o, status=Deployment.Status.ACTIVE, **SUPPORT_BOT)
     services.create_poc(use_case=use_case, hypothesis="The bot answers most FAQs.")
     return recomputed(use_case)
@@ -92,23 +97,29 @@ def test_logout_is_a_post_and_ends_the_session(member):
     assert client.get(reverse("portfolio:usecase-list")).status_code == 302
 
 
-@pytest.mark.parametrize("name, args", [
-    ("portfolio:usecase-list", []),
-    ("portfolio:usecase-create", []),
-    ("portfolio:usecase-import", []),
-    ("portfolio:usecase-detail", ["use_case"]),
-    ("portfolio:usecase-update", ["use_case"]),
-    ("portfolio:usecase-figures", ["use_case"]),
-    ("portfolio:deployment-create", ["use_case"]),
-    ("portfolio:deployment-update", ["deployment"]),
-    ("portfolio:poc-create", ["use_case"]),
-    ("portfolio:poc-update", ["poc"]),
-    ("pricing:model-list", []),
-    ("pricing:breakeven-calculate", []),
-])
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("portfolio:usecase-list", []),
+        ("portfolio:usecase-create", []),
+        ("portfolio:usecase-import", []),
+        ("portfolio:usecase-detail", ["use_case"]),
+        ("portfolio:usecase-update", ["use_case"]),
+        ("portfolio:usecase-figures", ["use_case"]),
+        ("portfolio:deployment-create", ["use_case"]),
+        ("portfolio:deployment-update", ["deployment"]),
+        ("portfolio:poc-create", ["use_case"]),
+        ("portfolio:poc-update", ["poc"]),
+        ("pricing:model-list", []),
+        ("pricing:breakeven-calculate", []),
+    ],
+)
 def test_every_team_page_answers_200_to_members_and_managers(name, args, member, manager, support_bot):
-    objects = {"use_case": support_bot.pk, "deployment": support_bot.deployments.get().pk,
-               "poc": support_bot.pocs.get().pk}
+    objects = {
+        "use_case": support_bot.pk,
+        "deployment": support_bot.deployments.get().pk,
+        "poc": support_bot.pocs.get().pk,
+    }
     url = reverse(name, args=[objects[arg] for arg in args])
     for user in (member, manager):
         assert logged_in(user).get(url).status_code == 200
@@ -134,9 +145,12 @@ def test_other_teams_records_answer_404(member, other_use_case, llama70b):
     poc = services.create_poc(use_case=other_use_case, hypothesis="Finds prior art.")
     client = logged_in(member)
     for name, pk in [
-        ("portfolio:usecase-detail", other_use_case.pk), ("portfolio:usecase-update", other_use_case.pk),
-        ("portfolio:usecase-figures", other_use_case.pk), ("portfolio:deployment-create", other_use_case.pk),
-        ("portfolio:poc-create", other_use_case.pk), ("portfolio:deployment-update", deployment.pk),
+        ("portfolio:usecase-detail", other_use_case.pk),
+        ("portfolio:usecase-update", other_use_case.pk),
+        ("portfolio:usecase-figures", other_use_case.pk),
+        ("portfolio:deployment-create", other_use_case.pk),
+        ("portfolio:poc-create", other_use_case.pk),
+        ("portfolio:deployment-update", deployment.pk),
         ("portfolio:poc-update", poc.pk),
     ]:
         assert client.get(reverse(name, args=[pk])).status_code == 404, name
@@ -171,8 +185,12 @@ def test_list_shows_only_my_teams_use_cases_with_their_figures(member, support_b
 
 def test_list_filters_searches_sorts_and_paginates(member, team):
     for number in range(30):
-        make_use_case(team, title=f"Bot {number:02d}", stage="poc" if number % 3 == 0 else "idea",
-                      risk_tier="high" if number == 4 else "minimal")
+        make_use_case(
+            team,
+            title=f"Bot {number:02d}",
+            stage="poc" if number % 3 == 0 else "idea",
+            risk_tier="high" if number == 4 else "minimal",
+        )
     client = logged_in(member)
     url = reverse("portfolio:usecase-list")
 
@@ -213,11 +231,24 @@ def test_money_columns_sort_by_value_in_the_reporting_currency(member, team):
 
 def use_case_form_data(**overrides):
     data = {
-        "team": "", "title": "Contract Q&A", "external_id": "", "description": "", "category": "document_search",
-        "stage": "idea", "owner": "", "risk_tier": "limited", "data_classification": "internal",
-        "expected_monthly_active_users": "100", "ai_role": "business_user", "frameworks": ["eu_ai_act"],
-        "currency": "USD", "hours_saved_per_month": "120",
-        "hourly_rate": "50", "other_monthly_benefit": "0", "one_time_cost": "10000", "monthly_fixed_cost": "200",
+        "team": "",
+        "title": "Contract Q&A",
+        "external_id": "",
+        "description": "",
+        "category": "document_search",
+        "stage": "idea",
+        "owner": "",
+        "risk_tier": "limited",
+        "data_classification": "internal",
+        "expected_monthly_active_users": "100",
+        "ai_role": "business_user",
+        "frameworks": ["eu_ai_act"],
+        "currency": "USD",
+        "hours_saved_per_month": "120",
+        "hourly_rate": "50",
+        "other_monthly_benefit": "0",
+        "one_time_cost": "10000",
+        "monthly_fixed_cost": "200",
         "horizon_months": "36",
     }
     return {**data, **overrides}
@@ -295,10 +326,21 @@ def test_service_validation_errors_are_shown_on_the_form(member, team, support_b
 
 def deployment_form_data(model, **overrides):
     data = {
-        "name": "Production", "model": model.pk, "hosting": "api", "environment": "cloud", "status": "active",
-        "requests_per_month": "1000000", "avg_input_tokens": "1000", "avg_output_tokens": "300",
-        "cached_input_ratio": "0", "self_hosting_profile": "", "gpu_type": "", "gpu_count": "0",
-        "gpu_hourly_cost": "", "hours_per_month": "730", "monthly_fixed_cost": "0",
+        "name": "Production",
+        "model": model.pk,
+        "hosting": "api",
+        "environment": "cloud",
+        "status": "active",
+        "requests_per_month": "1000000",
+        "avg_input_tokens": "1000",
+        "avg_output_tokens": "300",
+        "cached_input_ratio": "0",
+        "self_hosting_profile": "",
+        "gpu_type": "",
+        "gpu_count": "0",
+        "gpu_hourly_cost": "",
+        "hours_per_month": "730",
+        "monthly_fixed_cost": "0",
     }
     return {**data, **overrides}
 
@@ -334,8 +376,9 @@ def test_deployment_form_shows_the_models_validation_errors(member, support_bot,
 def test_edit_deployment_goes_through_the_service(member, support_bot, llama70b, django_capture_on_commit_callbacks):
     deployment = support_bot.deployments.get()
     with django_capture_on_commit_callbacks() as callbacks:
-        response = logged_in(member).post(reverse("portfolio:deployment-update", args=[deployment.pk]),
-                                          deployment_form_data(llama70b))
+        response = logged_in(member).post(
+            reverse("portfolio:deployment-update", args=[deployment.pk]), deployment_form_data(llama70b)
+        )
     assert response.status_code == 302 and len(callbacks) == 1
     recomputed(support_bot)
     deployment.refresh_from_db()
@@ -345,9 +388,18 @@ def test_edit_deployment_goes_through_the_service(member, support_bot, llama70b,
 
 def test_add_and_edit_a_poc(member, support_bot, gpt4o):
     client = logged_in(member)
-    data = {"hypothesis": "Cuts handling time.", "success_criteria": "30% less", "model": gpt4o.pk,
-            "status": "running", "start_date": "2025-01-10", "end_date": "2025-01-05", "cost": "5000",
-            "kpi_name": "Minutes", "baseline_kpi": "12", "measured_kpi": ""}
+    data = {
+        "hypothesis": "Cuts handling time.",
+        "success_criteria": "30% less",
+        "model": gpt4o.pk,
+        "status": "running",
+        "start_date": "2025-01-10",
+        "end_date": "2025-01-05",
+        "cost": "5000",
+        "kpi_name": "Minutes",
+        "baseline_kpi": "12",
+        "measured_kpi": "",
+    }
     refused = client.post(reverse("portfolio:poc-create", args=[support_bot.pk]), data)
     assert refused.status_code == 200
     assert "The end date is before the start date." in html(refused)
@@ -355,8 +407,10 @@ def test_add_and_edit_a_poc(member, support_bot, gpt4o):
     created = client.post(reverse("portfolio:poc-create", args=[support_bot.pk]), {**data, "end_date": "2025-03-01"})
     assert created.status_code == 302
     poc = ProofOfConcept.objects.get(hypothesis="Cuts handling time.")
-    client.post(reverse("portfolio:poc-update", args=[poc.pk]), {**data, "end_date": "", "status": "succeeded",
-                                                                 "measured_kpi": "8"})
+    client.post(
+        reverse("portfolio:poc-update", args=[poc.pk]),
+        {**data, "end_date": "", "status": "succeeded", "measured_kpi": "8"},
+    )
     poc.refresh_from_db()
     assert poc.status == "succeeded" and poc.measured_kpi == Decimal("8")
 
@@ -385,15 +439,19 @@ def test_stale_figures_are_marked_and_polled_until_recomputed(member, support_bo
 
 
 def test_stage_moves_through_the_service(member, support_bot):
-    response = logged_in(member).post(reverse("portfolio:usecase-move", args=[support_bot.pk]),
-                                      {"stage": "poc", "expected_version": support_bot.version})
+    response = logged_in(member).post(
+        reverse("portfolio:usecase-move", args=[support_bot.pk]),
+        {"stage": "poc", "expected_version": support_bot.version},
+    )
     assert response.status_code == 302
     assert UseCase.objects.get(pk=support_bot.pk).stage == "poc"
 
 
 def test_a_refused_stage_move_is_explained_with_the_blocking_items(member, support_bot):
-    response = logged_in(member).post(reverse("portfolio:usecase-move", args=[support_bot.pk]),
-                                      {"stage": "production", "expected_version": support_bot.version})
+    response = logged_in(member).post(
+        reverse("portfolio:usecase-move", args=[support_bot.pk]),
+        {"stage": "production", "expected_version": support_bot.version},
+    )
     assert response.status_code == 409
     refusal = response.context["gate_refusal"]
     assert refusal.blocking_items
@@ -406,8 +464,11 @@ def test_a_refused_stage_move_is_explained_with_the_blocking_items(member, suppo
 
 
 def test_a_stale_stage_move_is_refused(member, support_bot):
-    response = logged_in(member).post(reverse("portfolio:usecase-move", args=[support_bot.pk]),
-                                      {"stage": "poc", "expected_version": support_bot.version - 1}, follow=True)
+    response = logged_in(member).post(
+        reverse("portfolio:usecase-move", args=[support_bot.pk]),
+        {"stage": "poc", "expected_version": support_bot.version - 1},
+        follow=True,
+    )
     assert "The use case changed since you opened it" in html(response)
     assert UseCase.objects.get(pk=support_bot.pk).stage == "idea"
 
@@ -430,8 +491,10 @@ def test_the_checklist_is_shown_with_evidence_forms(member, support_bot, checkli
 
 def test_members_record_evidence_inline(member, checklist):
     item = checklist.filter(template__kind="manual").first()
-    response = logged_in(member).post(reverse("portfolio:checklistitem-evidence", args=[item.pk]),
-                                      {"evidence_text": "Staff trained on 2025-03-01.", "status": "passed"})
+    response = logged_in(member).post(
+        reverse("portfolio:checklistitem-evidence", args=[item.pk]),
+        {"evidence_text": "Staff trained on 2025-03-01.", "status": "passed"},
+    )
     assert response.status_code == 302 and response["Location"].endswith(f"#item-{item.pk}")
     item.refresh_from_db()
     assert item.status == ChecklistItem.Status.PASSED and item.evidence_text == "Staff trained on 2025-03-01."
@@ -440,8 +503,11 @@ def test_members_record_evidence_inline(member, checklist):
 
 def test_evidence_errors_are_reported(member, checklist):
     item = checklist.filter(template__kind="manual").first()
-    response = logged_in(member).post(reverse("portfolio:checklistitem-evidence", args=[item.pk]),
-                                      {"evidence_text": "", "status": "passed"}, follow=True)
+    response = logged_in(member).post(
+        reverse("portfolio:checklistitem-evidence", args=[item.pk]),
+        {"evidence_text": "", "status": "passed"},
+        follow=True,
+    )
     assert "Record the evidence" in html(response)
     item.refresh_from_db()
     assert item.status != ChecklistItem.Status.PASSED
@@ -461,8 +527,9 @@ def test_only_managers_waive_and_with_a_reason(member, manager, checklist):
 def test_other_teams_checklist_items_answer_404(member, other_use_case):
     governance.evaluate_checklists(use_case_ids=[other_use_case.pk])
     item = ChecklistItem.objects.filter(use_case=other_use_case).first()
-    response = logged_in(member).post(reverse("portfolio:checklistitem-evidence", args=[item.pk]),
-                                      {"evidence_text": "x"})
+    response = logged_in(member).post(
+        reverse("portfolio:checklistitem-evidence", args=[item.pk]), {"evidence_text": "x"}
+    )
     assert response.status_code == 404
 
 
@@ -517,8 +584,9 @@ def test_what_if_runs_on_the_dashboard_and_as_a_partial(manager, support_bot, gp
     assert support_bot.title in html(partial)
     plain = client.get(reverse("portfolio:whatif-run"), query)
     assert plain.status_code == 302 and plain["Location"].startswith(reverse("portfolio:dashboard") + "?")
-    same = client.get(reverse("portfolio:whatif-run"), {"from_model": gpt4o.key, "to_model": gpt4o.key},
-                      HTTP_HX_REQUEST="true")
+    same = client.get(
+        reverse("portfolio:whatif-run"), {"from_model": gpt4o.key, "to_model": gpt4o.key}, HTTP_HX_REQUEST="true"
+    )
     assert "Choose two different models." in html(same)
 
 
@@ -552,12 +620,12 @@ def test_dashboard_shows_the_effect_of_the_latest_price_changes(manager, support
 
 
 def test_csv_export_holds_the_visible_filtered_portfolio(member, team, support_bot, other_use_case):
-    make_use_case(team, title="=HYPERLINK(\"http://evil\")", stage="poc")
+    make_use_case(team, title='=HYPERLINK("http://evil")', stage="poc")
     response = logged_in(member).get(reverse("portfolio:usecase-export", args=["csv"]))
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment;" in response["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    assert {row["title"] for row in rows} == {support_bot.title, "'=HYPERLINK(\"http://evil\")"}
+    assert {row["title"] for row in rows} == {support_bot.title, '\'=HYPERLINK("http://evil")'}
     bot = next(row for row in rows if row["external_id"] == "faq-bot")
     assert bot["team"] == "support" and bot["monthly_cost"] == "5500.00" and bot["hourly_rate"] == "45.00"
 
@@ -592,14 +660,16 @@ def media(settings, tmp_path):
 
 
 def test_import_preview_lists_row_errors_and_saves_nothing(member, team, media):
-    upload = csv_upload([
-        ["team", "external_id", "title", "hourly_rate", "stage"],
-        ["support", "ok-1", "Fine", "40", "idea"],
-        ["support", "bad-rate", "Bad rate", "abc", "idea"],
-        ["research", "not-mine", "Other team", "40", "idea"],
-        ["support", "ok-1", "Twice", "40", "idea"],
-        ["support", "no-title", "", "40", "pilot"],
-    ])
+    upload = csv_upload(
+        [
+            ["team", "external_id", "title", "hourly_rate", "stage"],
+            ["support", "ok-1", "Fine", "40", "idea"],
+            ["support", "bad-rate", "Bad rate", "abc", "idea"],
+            ["research", "not-mine", "Other team", "40", "idea"],
+            ["support", "ok-1", "Twice", "40", "idea"],
+            ["support", "no-title", "", "40", "pilot"],
+        ]
+    )
     response = logged_in(member).post(reverse("portfolio:usecase-import"), {"file": upload})
     assert response.status_code == 200
     plan = response.context["plan"]
@@ -616,11 +686,13 @@ def test_import_preview_lists_row_errors_and_saves_nothing(member, team, media):
 
 
 def test_import_preview_then_confirm_saves(member, team, support_bot, media):
-    upload = csv_upload([
-        ["team", "external_id", "title", "hourly_rate", "currency"],
-        ["support", "faq-bot", "FAQ chatbot (renamed)", "50", ""],
-        ["support", "new-1", "Brand new", "40", "JPY"],
-    ])
+    upload = csv_upload(
+        [
+            ["team", "external_id", "title", "hourly_rate", "currency"],
+            ["support", "faq-bot", "FAQ chatbot (renamed)", "50", ""],
+            ["support", "new-1", "Brand new", "40", "JPY"],
+        ]
+    )
     client = logged_in(member)
     preview = client.post(reverse("portfolio:usecase-import"), {"file": upload})
     assert [row.action for row in preview.context["plan"].rows] == ["update", "create"]
@@ -628,8 +700,9 @@ def test_import_preview_then_confirm_saves(member, team, support_bot, media):
     assert UseCase.objects.count() == 1
     token = preview.context["confirm_form"].initial["token"]
 
-    assert logged_in(UserFactory()).post(reverse("portfolio:usecase-import-confirm"), {"token": token},
-                                         follow=True).redirect_chain[-1][0] == reverse("portfolio:usecase-import")
+    assert logged_in(UserFactory()).post(
+        reverse("portfolio:usecase-import-confirm"), {"token": token}, follow=True
+    ).redirect_chain[-1][0] == reverse("portfolio:usecase-import")
     confirmed = client.post(reverse("portfolio:usecase-import-confirm"), {"token": token})
     assert confirmed.status_code == 302
     support_bot.refresh_from_db()
@@ -650,14 +723,16 @@ def test_import_reads_excel_and_refuses_other_files(member, team, media):
     buffer.seek(0)
     buffer.name = "cases.xlsx"
     client = logged_in(member)
-    assert [row.action for row in client.post(reverse("portfolio:usecase-import"),
-                                              {"file": buffer}).context["plan"].rows] == ["create"]
+    assert [
+        row.action for row in client.post(reverse("portfolio:usecase-import"), {"file": buffer}).context["plan"].rows
+    ] == ["create"]
     wrong = io.BytesIO(b"%PDF")
     wrong.name = "cases.pdf"
     assert "Upload a .csv or .xlsx file." in html(client.post(reverse("portfolio:usecase-import"), {"file": wrong}))
     no_columns = csv_upload([["title"], ["x"]])
     assert "lacks the columns: team, external_id" in html(
-        client.post(reverse("portfolio:usecase-import"), {"file": no_columns}))
+        client.post(reverse("portfolio:usecase-import"), {"file": no_columns})
+    )
 
 
 def test_an_export_imports_back_unchanged(member, support_bot, media):
@@ -679,13 +754,15 @@ def japanese():
 
 def test_the_language_switch_renders_japanese_and_yen(member, support_bot, japanese):
     client = logged_in(member)
-    response = client.post(reverse("set_language"), {"language": "ja", "next": reverse("portfolio:usecase-list")},
-                           follow=True)
+    response = client.post(
+        reverse("set_language"), {"language": "ja", "next": reverse("portfolio:usecase-list")}, follow=True
+    )
     page = html(response)
     assert '<html lang="ja">' in page
     assert "自チームのユースケース" in page and "ログアウト" in page
-    jpy = recomputed(make_use_case(support_bot.team, title="Yen case", currency="JPY",
-                                   monthly_fixed_cost=Decimal("1234567.40")))
+    jpy = recomputed(
+        make_use_case(support_bot.team, title="Yen case", currency="JPY", monthly_fixed_cost=Decimal("1234567.40"))
+    )
     detail = html(client.get(reverse("portfolio:usecase-detail", args=[jpy.pk])))
     assert 'data-figure="monthly_cost">¥1,234,567<' in detail
     assert "月額コスト" in detail
@@ -698,18 +775,35 @@ def add_demo_portfolio() -> list[UseCase]:
     """The demo's thirty use cases (seed_demo's table), each with an active deployment, recomputed."""
     teams = {slug: TeamFactory(slug=slug, name=name) for slug, name in TEAMS}
     models = list(LanguageModel.objects.order_by("key"))
-    use_cases = UseCase.objects.bulk_create([
-        UseCase(team=teams[row[0]], title=row[1], external_id=f"demo-{number}", category=row[2], stage=row[3],
-                risk_tier=row[4], data_classification=row[5], currency=row[6], hours_saved_per_month=row[7],
-                hourly_rate=row[8], other_monthly_benefit=row[9], one_time_cost=row[10],
-                monthly_fixed_cost=row[11], expected_monthly_active_users=row[12])
-        for number, row in enumerate(USE_CASES)
-    ])
-    Deployment.objects.bulk_create([
-        Deployment(use_case=use_case, model=models[index % len(models)], status=Deployment.Status.ACTIVE,
-                   **SUPPORT_BOT)
-        for index, use_case in enumerate(use_cases)
-    ])
+    use_cases = UseCase.objects.bulk_create(
+        [
+            UseCase(
+                team=teams[row[0]],
+                title=row[1],
+                external_id=f"demo-{number}",
+                category=row[2],
+                stage=row[3],
+                risk_tier=row[4],
+                data_classification=row[5],
+                currency=row[6],
+                hours_saved_per_month=row[7],
+                hourly_rate=row[8],
+                other_monthly_benefit=row[9],
+                one_time_cost=row[10],
+                monthly_fixed_cost=row[11],
+                expected_monthly_active_users=row[12],
+            )
+            for number, row in enumerate(USE_CASES)
+        ]
+    )
+    Deployment.objects.bulk_create(
+        [
+            Deployment(
+                use_case=use_case, model=models[index % len(models)], status=Deployment.Status.ACTIVE, **SUPPORT_BOT
+            )
+            for index, use_case in enumerate(use_cases)
+        ]
+    )
     services.recompute_portfolio()
     return list(UseCase.objects.prefetch_related("deployments"))
 
@@ -723,16 +817,19 @@ def multiply(use_cases: list[UseCase], copies: int) -> None:
             clone.source_deployments = list(use_case.deployments.all())
             clones.append(clone)
     UseCase.objects.bulk_create(clones)
-    Deployment.objects.bulk_create([
-        copy_of(deployment, use_case=clone) for clone in clones for deployment in clone.source_deployments
-    ])
+    Deployment.objects.bulk_create(
+        [copy_of(deployment, use_case=clone) for clone in clones for deployment in clone.source_deployments]
+    )
 
 
 def copy_of(instance, **changes):
-    clone = type(instance)(**{
-        field.attname: getattr(instance, field.attname)
-        for field in instance._meta.concrete_fields if not field.primary_key
-    })
+    clone = type(instance)(
+        **{
+            field.attname: getattr(instance, field.attname)
+            for field in instance._meta.concrete_fields
+            if not field.primary_key
+        }
+    )
     for name, value in changes.items():
         setattr(clone, name, value)
     return clone

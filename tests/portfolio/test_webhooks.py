@@ -5,6 +5,7 @@ targets (``WEBHOOK_ALLOW_PRIVATE_TARGETS``) except where they prove the refusal.
 are called as functions; the broker is replaced by a recorder, so nothing runs eagerly
 behind a test's back.
 """
+
 import datetime
 import json
 import re
@@ -144,12 +145,16 @@ def test_the_recipe_refuses_a_replayed_old_delivery(hook):
     verify = documented_verify()
     body = b'{"id":"x"}'
     old = int(time.time()) - 301
-    headers = {"X-Webhook-Timestamp": str(old), "X-Signature": webhooks.sign(secret=hook.secret, timestamp=old,
-                                                                             body=body)}
+    headers = {
+        "X-Webhook-Timestamp": str(old),
+        "X-Signature": webhooks.sign(secret=hook.secret, timestamp=old, body=body),
+    }
     assert not verify(hook.secret, headers, body)
     now = int(time.time())
-    headers = {"X-Webhook-Timestamp": str(now), "X-Signature": webhooks.sign(secret=hook.secret, timestamp=now,
-                                                                             body=body)}
+    headers = {
+        "X-Webhook-Timestamp": str(now),
+        "X-Signature": webhooks.sign(secret=hook.secret, timestamp=now, body=body),
+    }
     assert verify(hook.secret, headers, body)
 
 
@@ -168,7 +173,11 @@ def test_failed_attempts_are_retried_until_delivered(hook, team, receiver, broke
     assert deliver_webhook(delivery.pk) == "delivered"
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code, delivery.last_error) == (
-        "delivered", 3, 200, "")
+        "delivered",
+        3,
+        200,
+        "",
+    )
     assert delivery.delivered_at is not None
     # Every attempt carries the same event id, so the receiver can drop duplicates.
     assert {request.headers["X-Webhook-Id"] for request in receiver.requests} == {str(delivery.event_id)}
@@ -204,8 +213,11 @@ def test_a_long_retry_is_left_to_the_sweep_until_it_is_due(hook, team, receiver,
 
     assert deliver_webhook(delivery.pk) == "failed"
     delivery.refresh_from_db()
-    assert before + datetime.timedelta(seconds=29) < delivery.next_attempt_at < timezone.now() + datetime.timedelta(
-        seconds=31)
+    assert (
+        before + datetime.timedelta(seconds=29)
+        < delivery.next_attempt_at
+        < timezone.now() + datetime.timedelta(seconds=31)
+    )
     assert broker.retries == []
     assert tasks.sweep_webhook_deliveries() == 0 and broker.queued == []  # Not due yet.
     deliver_webhook(delivery.pk)  # Too early: nothing is sent.
@@ -219,7 +231,15 @@ def test_a_long_retry_is_left_to_the_sweep_until_it_is_due(hook, team, receiver,
 
 def test_backoff_doubles_from_the_base():
     assert [webhooks.backoff_seconds(attempts, base=30) for attempts in range(1, 9)] == [
-        30, 60, 120, 240, 480, 960, 1920, 3840]
+        30,
+        60,
+        120,
+        240,
+        480,
+        960,
+        1920,
+        3840,
+    ]
 
 
 def test_a_target_that_keeps_failing_is_abandoned_then_disabled(hook, team, receiver, settings):
@@ -285,8 +305,9 @@ def test_an_unreachable_target_is_a_failed_attempt(manager, team):
     with socket.socket() as probe:  # A loopback port nothing listens on.
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    webhooks.create_subscription(owner=manager, target_url=f"http://127.0.0.1:{port}/hooks",
-                                 events=["use_case.created"])
+    webhooks.create_subscription(
+        owner=manager, target_url=f"http://127.0.0.1:{port}/hooks", events=["use_case.created"]
+    )
     services.create_use_case(team=team, title="FAQ bot")
     (delivery,) = deliveries("use_case.created")
     assert deliver_webhook(delivery.pk) == "failed"
@@ -296,8 +317,9 @@ def test_an_unreachable_target_is_a_failed_attempt(manager, team):
 
 def test_a_path_with_other_characters_is_sent_percent_encoded(manager, team, receiver):
     base = receiver.url.split("/hooks")[0]
-    webhooks.create_subscription(owner=manager, target_url=f"{base}/hooks/ünïcode?team=R%26D&x=1",
-                                 events=["use_case.created"])
+    webhooks.create_subscription(
+        owner=manager, target_url=f"{base}/hooks/ünïcode?team=R%26D&x=1", events=["use_case.created"]
+    )
     services.create_use_case(team=team, title="FAQ bot")
     assert deliver_webhook(deliveries("use_case.created")[0].pk) == "delivered"
     assert receiver.requests[0].path == "/hooks/%C3%BCn%C3%AFcode?team=R%26D&x=1"
@@ -332,7 +354,8 @@ def test_a_claimed_delivery_is_not_sent_twice(hook, team, receiver):
     (delivery,) = deliveries("use_case.created")
     # Another worker holds the attempt (its claim pushed the next attempt into the future).
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        attempts=1, next_attempt_at=timezone.now() + datetime.timedelta(seconds=webhooks.CLAIM_SECONDS))
+        attempts=1, next_attempt_at=timezone.now() + datetime.timedelta(seconds=webhooks.CLAIM_SECONDS)
+    )
     assert deliver_webhook(delivery.pk) == "pending"
     assert receiver.requests == []
 
@@ -340,39 +363,47 @@ def test_a_claimed_delivery_is_not_sent_twice(hook, team, receiver):
 # --- Server-side request forgery -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "http://10.0.0.1/hooks",
-    "http://169.254.169.254/latest/meta-data/",
-    "http://127.0.0.1:8000/hooks",
-    "http://[::1]/hooks",
-    "http://localhost/hooks",
-    "http://192.168.1.20/hooks",
-    "http://172.16.0.1/hooks",
-    "http://100.64.0.1/hooks",
-    "http://0.0.0.0/hooks",
-    "http://224.0.0.1/hooks",
-    "http://[::ffff:127.0.0.1]/hooks",
-    "http://[fe80::1]/hooks",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1/hooks",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:8000/hooks",
+        "http://[::1]/hooks",
+        "http://localhost/hooks",
+        "http://192.168.1.20/hooks",
+        "http://172.16.0.1/hooks",
+        "http://100.64.0.1/hooks",
+        "http://0.0.0.0/hooks",
+        "http://224.0.0.1/hooks",
+        "http://[::ffff:127.0.0.1]/hooks",
+        "http://[fe80::1]/hooks",
+    ],
+)
 def test_a_private_target_is_refused_with_a_400(manager, settings, url):
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
-    answer = token_client(manager).post("/api/v1/webhooks/", {"target_url": url, "events": ["use_case.created"]},
-                                        format="json")
+    answer = token_client(manager).post(
+        "/api/v1/webhooks/", {"target_url": url, "events": ["use_case.created"]}, format="json"
+    )
     assert answer.status_code == 400, answer.content
     (message,) = answer.json()["target_url"]
     assert "public addresses only" in message
     assert not WebhookSubscription.objects.exists()
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("ftp://93.184.215.14/hooks", "Only http and https targets are allowed."),
-    ("https://user:pw@93.184.215.14/hooks", "Leave credentials out of the URL"),
-    ("https://no-such-host.invalid/hooks", "cannot be resolved"),
-])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://93.184.215.14/hooks", "Only http and https targets are allowed."),
+        ("https://user:pw@93.184.215.14/hooks", "Leave credentials out of the URL"),
+        ("https://no-such-host.invalid/hooks", "cannot be resolved"),
+    ],
+)
 def test_other_unusable_targets_are_refused_with_a_400(manager, settings, url, message):
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
-    answer = token_client(manager).post("/api/v1/webhooks/", {"target_url": url, "events": ["use_case.created"]},
-                                        format="json")
+    answer = token_client(manager).post(
+        "/api/v1/webhooks/", {"target_url": url, "events": ["use_case.created"]}, format="json"
+    )
     assert answer.status_code == 400
     assert message in answer.json()["target_url"][0]
 
@@ -381,7 +412,8 @@ def test_a_name_with_any_private_address_is_refused(manager, settings, monkeypat
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
     monkeypatch.setattr(webhooks, "resolve", lambda host, port: ["93.184.215.14", "10.1.2.3"])
     answer = token_client(manager).post(
-        "/api/v1/webhooks/", {"target_url": "https://mixed.example.com/", "events": ["use_case.created"]},
+        "/api/v1/webhooks/",
+        {"target_url": "https://mixed.example.com/", "events": ["use_case.created"]},
         format="json",
     )
     assert answer.status_code == 400 and "10.1.2.3" in answer.json()["target_url"][0]
@@ -391,8 +423,9 @@ def test_the_target_is_checked_again_at_delivery_time(manager, team, settings, m
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
     port = receiver.url.split(":")[2].split("/")[0]
     monkeypatch.setattr(webhooks, "resolve", lambda host, port: ["93.184.215.14"])
-    webhooks.create_subscription(owner=manager, target_url=f"http://hooks.example.com:{port}/hooks",
-                                 events=["use_case.created"])
+    webhooks.create_subscription(
+        owner=manager, target_url=f"http://hooks.example.com:{port}/hooks", events=["use_case.created"]
+    )
     services.create_use_case(team=team, title="FAQ bot")
     (delivery,) = deliveries("use_case.created")
     # The name now points at loopback (DNS rebinding): refused, and nothing is sent.
@@ -406,8 +439,9 @@ def test_the_target_is_checked_again_at_delivery_time(manager, team, settings, m
 def test_a_delivery_connects_to_the_address_it_checked(manager, team, monkeypatch, receiver):
     port = receiver.url.split(":")[2].split("/")[0]
     monkeypatch.setattr(webhooks, "resolve", lambda host, port: ["127.0.0.1"])
-    webhooks.create_subscription(owner=manager, target_url=f"http://hooks.example.com:{port}/in",
-                                 events=["use_case.created"])
+    webhooks.create_subscription(
+        owner=manager, target_url=f"http://hooks.example.com:{port}/in", events=["use_case.created"]
+    )
     services.create_use_case(team=team, title="FAQ bot")
     assert deliver_webhook(deliveries("use_case.created")[0].pk) == "delivered"
     (request,) = receiver.requests
@@ -421,12 +455,26 @@ def test_loopback_spelled_as_a_number_is_refused(url):
         webhooks.resolve_target(url, allow_private=False)
 
 
-@pytest.mark.parametrize(("address", "public"), [
-    ("93.184.215.14", True), ("2606:4700:4700::1111", True), ("10.0.0.1", False), ("127.0.0.1", False),
-    ("::1", False), ("169.254.169.254", False), ("fc00::1", False), ("::ffff:10.0.0.1", False), ("0.0.0.0", False),
-    ("240.0.0.1", False), ("ff02::1", False), ("100.64.0.1", False), ("2002:7f00:1::", False),
-    ("2002:5db8:d70e::", True), ("64:ff9b::7f00:1", False),
-])
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700:4700::1111", True),
+        ("10.0.0.1", False),
+        ("127.0.0.1", False),
+        ("::1", False),
+        ("169.254.169.254", False),
+        ("fc00::1", False),
+        ("::ffff:10.0.0.1", False),
+        ("0.0.0.0", False),
+        ("240.0.0.1", False),
+        ("ff02::1", False),
+        ("100.64.0.1", False),
+        ("2002:7f00:1::", False),
+        ("2002:5db8:d70e::", True),
+        ("64:ff9b::7f00:1", False),
+    ],
+)
 def test_public_addresses(address, public):
     assert webhooks.is_public_address(address) is public
 
@@ -434,8 +482,9 @@ def test_public_addresses(address, public):
 # --- Events from every service path ------------------------------------------------------------
 
 
-def test_events_are_written_with_the_change_and_queued_after_commit(hook, team, broker,
-                                                                    django_capture_on_commit_callbacks):
+def test_events_are_written_with_the_change_and_queued_after_commit(
+    hook, team, broker, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         services.create_use_case(team=team, title="FAQ bot")
         # Written in the change's transaction, queued only once it commits.
@@ -444,13 +493,17 @@ def test_events_are_written_with_the_change_and_queued_after_commit(hook, team, 
     assert broker.queued == [delivery.pk]
 
 
-def test_a_rolled_back_change_leaves_no_delivery_and_queues_nothing(hook, team, broker,
-                                                                     django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            services.create_use_case(team=team, title="FAQ bot")
-            assert len(deliveries("use_case.created")) == 1
-            raise RuntimeError("the caller fails after the service")
+def test_a_rolled_back_change_leaves_no_delivery_and_queues_nothing(
+    hook, team, broker, django_capture_on_commit_callbacks
+):
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        services.create_use_case(team=team, title="FAQ bot")
+        assert len(deliveries("use_case.created")) == 1
+        raise RuntimeError("the caller fails after the service")
     assert not WebhookDelivery.objects.exists()
     assert callbacks == [] and broker.queued == []
 
@@ -477,15 +530,19 @@ def test_use_case_updates_and_stage_changes(hook, team):
 
 
 def test_bulk_upserts_emit_created_updated_and_stage_changed(hook, team):
-    services.bulk_upsert_use_cases(rows=[
-        services.BulkRow(team=team, external_id="crm-1", fields={"title": "FAQ bot"}),
-        services.BulkRow(team=team, external_id="crm-2", fields={"title": "Routing"}),
-    ])
+    services.bulk_upsert_use_cases(
+        rows=[
+            services.BulkRow(team=team, external_id="crm-1", fields={"title": "FAQ bot"}),
+            services.BulkRow(team=team, external_id="crm-2", fields={"title": "Routing"}),
+        ]
+    )
     assert sorted(d.payload["data"]["external_id"] for d in deliveries("use_case.created")) == ["crm-1", "crm-2"]
-    services.bulk_upsert_use_cases(rows=[
-        services.BulkRow(team=team, external_id="crm-1", fields={"title": "FAQ bot", "stage": "poc"}),
-        services.BulkRow(team=team, external_id="crm-2", fields={"title": "Routing v2"}),
-    ])
+    services.bulk_upsert_use_cases(
+        rows=[
+            services.BulkRow(team=team, external_id="crm-1", fields={"title": "FAQ bot", "stage": "poc"}),
+            services.BulkRow(team=team, external_id="crm-2", fields={"title": "Routing v2"}),
+        ]
+    )
     assert sorted(d.payload["data"]["external_id"] for d in deliveries("use_case.updated")) == ["crm-1", "crm-2"]
     (moved,) = deliveries("use_case.stage_changed")
     assert (moved.payload["data"]["external_id"], moved.payload["previous_stage"]) == ("crm-1", "idea")
@@ -499,7 +556,10 @@ def test_deployment_changes(hook, team, gpt4o):
     services.delete_deployment(deployment=deployment)
     changes = deliveries("deployment.changed")
     assert [(d.payload["action"], d.payload["data"]["id"]) for d in changes] == [
-        ("created", deployment_id), ("updated", deployment_id), ("deleted", deployment_id)]
+        ("created", deployment_id),
+        ("updated", deployment_id),
+        ("deleted", deployment_id),
+    ]
     assert changes[1].payload["data"]["requests_per_month"] == 2000
     assert changes[1].payload["data"]["model"] == "openai/gpt-4o"
 
@@ -533,16 +593,23 @@ def test_a_manual_item_recorded_as_failed_and_an_item_waived(hook, team, member,
 
 
 def test_a_new_price_and_an_imported_price_file(hook, gpt4o):
-    price = pricing_services.add_price(model=gpt4o, input_per_million=Decimal("2.00"),
-                                       output_per_million=Decimal("8.00"), effective_from=datetime.date(2030, 1, 1))
+    price = pricing_services.add_price(
+        model=gpt4o,
+        input_per_million=Decimal("2.00"),
+        output_per_million=Decimal("8.00"),
+        effective_from=datetime.date(2030, 1, 1),
+    )
     (added,) = deliveries("price.changed")
     assert added.payload["data"]["id"] == price.pk
     assert (added.payload["data"]["model"], added.payload["data"]["input_per_million"]) == ("openai/gpt-4o", "2.000000")
 
-    pricing_services.import_prices(entries={
-        "gpt-4o": {"input_cost_per_token": 1.5e-06, "output_cost_per_token": 6e-06, "litellm_provider": "openai"},
-        "acme-1": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "litellm_provider": "acme"},
-    }, effective_from=datetime.date(2031, 1, 1))
+    pricing_services.import_prices(
+        entries={
+            "gpt-4o": {"input_cost_per_token": 1.5e-06, "output_cost_per_token": 6e-06, "litellm_provider": "openai"},
+            "acme-1": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "litellm_provider": "acme"},
+        },
+        effective_from=datetime.date(2031, 1, 1),
+    )
     imported = deliveries("price.changed")[1:]
     assert sorted(d.payload["data"]["model"] for d in imported) == ["acme/acme-1", "openai/gpt-4o"]
 
@@ -572,21 +639,34 @@ def test_a_team_subscription_receives_only_its_teams_records(manager, team, othe
     mine = services.create_use_case(team=team, title="FAQ bot")
     theirs = services.create_use_case(team=other_team, title="Paper search")
     services.create_deployment(use_case=theirs, model=gpt4o)
-    pricing_services.add_price(model=gpt4o, input_per_million=Decimal("2"), output_per_million=Decimal("8"),
-                               effective_from=datetime.date(2030, 1, 1))
+    pricing_services.add_price(
+        model=gpt4o,
+        input_per_million=Decimal("2"),
+        output_per_million=Decimal("8"),
+        effective_from=datetime.date(2030, 1, 1),
+    )
 
     received = WebhookDelivery.objects.filter(subscription=ours)
     assert [(d.event_type, d.payload["data"]["id"]) for d in received] == [("use_case.created", mine.pk)]
     assert set(WebhookDelivery.objects.filter(subscription=everything).values_list("event_type", flat=True)) == {
-        "use_case.created", "deployment.changed", "price.changed"}
+        "use_case.created",
+        "deployment.changed",
+        "price.changed",
+    }
     # One event, one id, whoever receives it.
     assert WebhookDelivery.objects.filter(event_type="use_case.created").values("event_id").distinct().count() == 2
 
 
 def test_a_team_subscription_cannot_ask_for_portfolio_wide_events(manager, team):
-    answer = token_client(manager).post("/api/v1/webhooks/", {
-        "team": "support", "target_url": PUBLIC_URL, "events": ["use_case.created", "price.changed"],
-    }, format="json")
+    answer = token_client(manager).post(
+        "/api/v1/webhooks/",
+        {
+            "team": "support",
+            "target_url": PUBLIC_URL,
+            "events": ["use_case.created", "price.changed"],
+        },
+        format="json",
+    )
     assert answer.status_code == 400
     assert "price.changed" in answer.json()["events"][0]
 
@@ -594,8 +674,9 @@ def test_a_team_subscription_cannot_ask_for_portfolio_wide_events(manager, team)
 # --- The sweep -------------------------------------------------------------------------------------
 
 
-def test_the_sweep_queues_deliveries_whose_enqueue_failed(hook, team, broker, receiver,
-                                                          django_capture_on_commit_callbacks):
+def test_the_sweep_queues_deliveries_whose_enqueue_failed(
+    hook, team, broker, receiver, django_capture_on_commit_callbacks
+):
     broker.down = True
     with django_capture_on_commit_callbacks(execute=True):
         services.create_use_case(team=team, title="FAQ bot")  # The web request still succeeds.
@@ -605,7 +686,8 @@ def test_the_sweep_queues_deliveries_whose_enqueue_failed(hook, team, broker, re
     broker.down = False
     assert tasks.sweep_webhook_deliveries() == 0  # Within its grace: its own enqueue may still come.
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        next_attempt_at=timezone.now() - datetime.timedelta(seconds=webhooks.SWEEP_GRACE_SECONDS + 1))
+        next_attempt_at=timezone.now() - datetime.timedelta(seconds=webhooks.SWEEP_GRACE_SECONDS + 1)
+    )
     assert tasks.sweep_webhook_deliveries() == 1
     assert broker.queued == [delivery.pk]
     assert deliver_webhook(delivery.pk) == "delivered" and len(receiver.requests) == 1
@@ -624,8 +706,12 @@ def test_the_sweep_retries_a_failed_delivery_whose_retry_was_lost(hook, team, br
 
 def test_the_sweep_leaves_delivered_and_abandoned_ones(hook):
     WebhookDeliveryFactory(subscription=hook, next_attempt_at=timezone.now() - datetime.timedelta(hours=1))
-    WebhookDeliveryFactory(subscription=hook, status="abandoned", delivered_at=None,
-                           next_attempt_at=timezone.now() - datetime.timedelta(hours=1))
+    WebhookDeliveryFactory(
+        subscription=hook,
+        status="abandoned",
+        delivered_at=None,
+        next_attempt_at=timezone.now() - datetime.timedelta(hours=1),
+    )
     assert webhooks.requeue_due_deliveries(grace_seconds=0) == 0
 
 
@@ -644,8 +730,11 @@ def their_lead(other_team):
 
 def test_the_secret_is_shown_on_creation_only(lead):
     client = token_client(lead)
-    created = client.post("/api/v1/webhooks/", {"team": "support", "target_url": PUBLIC_URL,
-                                                "events": ["use_case.created", "deployment.changed"]}, format="json")
+    created = client.post(
+        "/api/v1/webhooks/",
+        {"team": "support", "target_url": PUBLIC_URL, "events": ["use_case.created", "deployment.changed"]},
+        format="json",
+    )
     assert created.status_code == 201
     body = created.json()
     assert re.fullmatch(r"[0-9a-f]{64}", body["secret"])
@@ -653,8 +742,9 @@ def test_the_secret_is_shown_on_creation_only(lead):
     assert WebhookSubscription.objects.get().secret == body["secret"]
     assert "secret" not in client.get(f"/api/v1/webhooks/{body['id']}/").json()
     assert "secret" not in client.get("/api/v1/webhooks/").json()["results"][0]
-    assert "secret" not in client.patch(f"/api/v1/webhooks/{body['id']}/", {"description": "CMDB"},
-                                        format="json").json()
+    assert (
+        "secret" not in client.patch(f"/api/v1/webhooks/{body['id']}/", {"description": "CMDB"}, format="json").json()
+    )
 
 
 def test_leads_manage_their_own_teams_webhooks_only(lead, their_lead, manager):
@@ -664,13 +754,27 @@ def test_leads_manage_their_own_teams_webhooks_only(lead, their_lead, manager):
     assert client.get(f"/api/v1/webhooks/{ours.pk}/").status_code == 404
     assert client.get(f"/api/v1/webhooks/{whole.pk}/").status_code == 404
     assert client.get("/api/v1/webhooks/").json()["results"] == []
-    assert client.post("/api/v1/webhooks/", {"team": "support", "target_url": PUBLIC_URL,
-                                             "events": ["use_case.created"]}, format="json").status_code == 400
+    assert (
+        client.post(
+            "/api/v1/webhooks/",
+            {"team": "support", "target_url": PUBLIC_URL, "events": ["use_case.created"]},
+            format="json",
+        ).status_code
+        == 400
+    )
     # A lead does not subscribe the whole portfolio; a manager does.
-    assert client.post("/api/v1/webhooks/", {"target_url": PUBLIC_URL, "events": ["use_case.created"]},
-                       format="json").status_code == 403
-    assert token_client(manager).post("/api/v1/webhooks/", {"target_url": PUBLIC_URL, "events": ALL_EVENTS},
-                                      format="json").status_code == 201
+    assert (
+        client.post(
+            "/api/v1/webhooks/", {"target_url": PUBLIC_URL, "events": ["use_case.created"]}, format="json"
+        ).status_code
+        == 403
+    )
+    assert (
+        token_client(manager)
+        .post("/api/v1/webhooks/", {"target_url": PUBLIC_URL, "events": ALL_EVENTS}, format="json")
+        .status_code
+        == 201
+    )
 
 
 def test_members_get_403(member, team):
@@ -682,8 +786,7 @@ def test_members_get_403(member, team):
 
 def test_the_team_of_a_subscription_is_set_on_creation_only(manager, team, other_team):
     subscription = WebhookSubscriptionFactory(team=team)
-    answer = token_client(manager).patch(f"/api/v1/webhooks/{subscription.pk}/", {"team": "research"},
-                                         format="json")
+    answer = token_client(manager).patch(f"/api/v1/webhooks/{subscription.pk}/", {"team": "research"}, format="json")
     assert answer.status_code == 200 and answer.json()["team"] == "support"
 
 
@@ -708,8 +811,9 @@ def test_the_delivery_log_filters_and_is_scoped(lead, their_lead, team, other_te
 
 
 def test_redeliver_sends_the_same_event_again(lead, team, broker, receiver, django_capture_on_commit_callbacks):
-    subscription = webhooks.create_subscription(owner=lead, team=team, target_url=receiver.url,
-                                                events=["use_case.created"])
+    subscription = webhooks.create_subscription(
+        owner=lead, team=team, target_url=receiver.url, events=["use_case.created"]
+    )
     original = WebhookDeliveryFactory(subscription=subscription, status="abandoned", delivered_at=None)
     with django_capture_on_commit_callbacks(execute=True):
         answer = token_client(lead).post(f"/api/v1/webhook-deliveries/{original.pk}/redeliver/")

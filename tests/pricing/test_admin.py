@@ -116,8 +116,12 @@ def test_history_pages_cannot_revert_a_price(client, gpt4o):
     from pricing.services import add_price
 
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    price = add_price(model=gpt4o, input_per_million=Decimal("2.00"), output_per_million=Decimal("8.00"),
-                      effective_from=datetime.date(2026, 1, 1))
+    price = add_price(
+        model=gpt4o,
+        input_per_million=Decimal("2.00"),
+        output_per_million=Decimal("8.00"),
+        effective_from=datetime.date(2026, 1, 1),
+    )
     url = reverse("admin:pricing_price_simple_history", args=(price.pk, price.history.get().history_id))
 
     response = client.post(url, price_form(gpt4o, input_per_million="0.01", effective_from="2026-02-01"))

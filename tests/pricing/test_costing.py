@@ -16,8 +16,8 @@ from pricing.costing import (
     break_even_requests,
     break_even_tokens,
     convert,
-    currency_exponent,
     cost_per_request,
+    currency_exponent,
     effective_price_per_million,
     monthly_api_cost,
     monthly_benefit,
@@ -248,9 +248,7 @@ def test_llama_3_1_70b_on_four_h100_effective_price(utilisation: Decimal, expect
     [(Decimal("0"), Decimal("1")), (Decimal("3543"), Decimal("0"))],
     ids=["no-throughput", "never-busy"],
 )
-def test_effective_price_is_none_when_hardware_produces_nothing(
-    throughput: Decimal, utilisation: Decimal
-) -> None:
+def test_effective_price_is_none_when_hardware_produces_nothing(throughput: Decimal, utilisation: Decimal) -> None:
     price = effective_price_per_million(
         FOUR_H100.hourly_cost(), throughput_tokens_per_s=throughput, utilisation=utilisation
     )
@@ -497,7 +495,7 @@ def test_roi_sign_matches_net_return(investment: Investment) -> None:
 
 
 currencies = st.sampled_from(["USD", "EUR", "JPY", "KRW", "BHD", "CHF"])
-signed_amounts = st.integers(min_value=-10**15, max_value=10**15).map(lambda units: Decimal(units).scaleb(-6))
+signed_amounts = st.integers(min_value=-(10**15), max_value=10**15).map(lambda units: Decimal(units).scaleb(-6))
 rates = st.integers(min_value=1, max_value=10**8).map(lambda units: Decimal(units).scaleb(-4))
 hardware = st.builds(
     OwnedHardware,
@@ -507,8 +505,12 @@ hardware = st.builds(
     power_monthly_cost=amounts,
     operations_monthly_cost=amounts,
 )
-rentals = st.builds(GpuRental, gpu_count=st.integers(min_value=1, max_value=64),
-                    gpu_hourly_cost=fixed_point(100_000, 4), hours_per_month=fixed_point(744, 0))
+rentals = st.builds(
+    GpuRental,
+    gpu_count=st.integers(min_value=1, max_value=64),
+    gpu_hourly_cost=fixed_point(100_000, 4),
+    hours_per_month=fixed_point(744, 0),
+)
 TOLERANCE = Decimal("1e-18")  # Relative: Decimal division keeps 28 significant digits.
 
 
@@ -573,8 +575,12 @@ def test_npv_falls_as_the_discount_rate_rises_when_every_month_earns(
 @PROPERTY_SETTINGS
 @given(owned=hardware, rental=rentals, fixed=amounts)
 @example(  # Once found: 13.91 / 11 summed in two orders differs in the 28th significant digit.
-    owned=OwnedHardware(capex=Decimal("13.91"), amortisation_months=11, power_monthly_cost=Decimal("98.74"),
-                        operations_monthly_cost=Decimal("900.00")),
+    owned=OwnedHardware(
+        capex=Decimal("13.91"),
+        amortisation_months=11,
+        power_monthly_cost=Decimal("98.74"),
+        operations_monthly_cost=Decimal("900.00"),
+    ),
     rental=GpuRental(gpu_count=1, gpu_hourly_cost=Decimal("0"), hours_per_month=Decimal("0")),
     fixed=Decimal("0"),
 )

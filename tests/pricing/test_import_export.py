@@ -53,17 +53,20 @@ def call(*args) -> str:
 # --- Reading the numbers ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("per_token", "per_million"), [
-    (2.5e-06, Decimal("2.50")),
-    (1.4e-08, Decimal("0.014")),
-    (0.000168, Decimal("168")),
-    (1e-05, Decimal("10")),
-    (0, Decimal("0")),
-    (0.0, Decimal("0")),
-    # Float noise in the real file is rounded to the catalogue's 6 decimals.
-    (2.9999900000000002e-06, Decimal("2.999990")),
-    (1.0000005e-06, Decimal("1.000001")),
-])
+@pytest.mark.parametrize(
+    ("per_token", "per_million"),
+    [
+        (2.5e-06, Decimal("2.50")),
+        (1.4e-08, Decimal("0.014")),
+        (0.000168, Decimal("168")),
+        (1e-05, Decimal("10")),
+        (0, Decimal("0")),
+        (0.0, Decimal("0")),
+        # Float noise in the real file is rounded to the catalogue's 6 decimals.
+        (2.9999900000000002e-06, Decimal("2.999990")),
+        (1.0000005e-06, Decimal("1.000001")),
+    ],
+)
 def test_per_token_floats_become_exact_per_million_prices(per_token, per_million):
     run({"m": entry(input_cost_per_token=per_token, cache_read_input_token_cost=per_token)})
 
@@ -105,7 +108,9 @@ def test_the_excerpt_creates_missing_models_and_providers():
     assert Provider.objects.filter(key__in=["bedrock_converse", "databricks"]).count() == 2
     price = Price.objects.get(model=sonnet)
     assert (price.input_per_million, price.output_per_million, price.cached_input_per_million) == (
-        Decimal("3"), Decimal("15"), Decimal("0.30")
+        Decimal("3"),
+        Decimal("15"),
+        Decimal("0.30"),
     )
     assert (price.currency, price.effective_from, price.source, price.team) == ("USD", DAY, Price.Source.IMPORT, None)
     assert price.source_url == "https://platform.claude.com/docs/en/about-claude/pricing"
@@ -124,8 +129,16 @@ def test_the_excerpt_keeps_prefixed_keys_and_prices_without_a_cache_discount():
 
 
 def test_unchanged_prices_add_no_rows(gpt4o):
-    report = run({"gpt-4o": entry(litellm_provider="openai", input_cost_per_token=2.5e-06,
-                                  output_cost_per_token=1e-05, cache_read_input_token_cost=1.25e-06)})
+    report = run(
+        {
+            "gpt-4o": entry(
+                litellm_provider="openai",
+                input_cost_per_token=2.5e-06,
+                output_cost_per_token=1e-05,
+                cache_read_input_token_cost=1.25e-06,
+            )
+        }
+    )
 
     assert (report.created, report.unchanged, report.skipped) == (0, 1, [])
     assert Price.objects.filter(model=gpt4o).count() == 1
@@ -134,35 +147,41 @@ def test_unchanged_prices_add_no_rows(gpt4o):
 # --- Skipped entries --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("key", "raw", "reason"), [
-    ("sample_spec", entry(), "LiteLLM's description of the format, not a model"),
-    ("m", ["not", "an", "object"], "entry is not an object"),
-    ("m", 0.5, "entry is not an object"),
-    ("m", {"litellm_provider": "acme"}, "no input_cost_per_token or output_cost_per_token: not priced per token"),
-    ("m", entry(input_cost_per_token=None, output_cost_per_token=None),
-     "no input_cost_per_token or output_cost_per_token: not priced per token"),
-    ("m", entry(output_cost_per_token=None), "no output_cost_per_token"),
-    ("m", entry(input_cost_per_token=None), "no input_cost_per_token"),
-    ("m", entry(input_cost_per_token=-1e-06), "input_cost_per_token is negative"),
-    ("m", entry(cache_read_input_token_cost=-1e-07), "cache_read_input_token_cost is negative"),
-    ("m", entry(output_cost_per_token="0.000002"), "output_cost_per_token is not a number: '0.000002'"),
-    ("m", entry(input_cost_per_token=True), "input_cost_per_token is not a number: True"),
-    ("m", entry(input_cost_per_token=float("nan")), "input_cost_per_token is not a finite number"),
-    ("m", entry(output_cost_per_token=2.0), "output_cost_per_token is too large"),
-    ("m", entry(effective_from="15/01/2026"), "effective_from '15/01/2026' is not an ISO date (YYYY-MM-DD)"),
-    ("m", entry(effective_from=20260115), "effective_from 20260115 is not an ISO date (YYYY-MM-DD)"),
-    ("m", entry(currency="usd"), "currency 'usd' is not a three-letter ISO 4217 code such as USD"),
-    ("m", entry(currency="DOLLAR"), "currency 'DOLLAR' is not a three-letter ISO 4217 code such as USD"),
-    ("m", entry(licence="WTFPL"), "unknown licence 'WTFPL'"),
-    ("m", entry(team="nobody"), "unknown team 'nobody'"),
-    ("m", entry(litellm_provider=None), "no litellm_provider"),
-    ("acme/region/m", entry(), "'acme/region/m' is not a valid model key"),
-    ("m@2024", entry(), "'acme/m@2024' is not a valid model key"),
-    ("m", entry(model_key="no-slash"), "'no-slash' is not a valid model key"),
-    ("m", entry(model_key=42), "model_key is not a string: 42"),
-    ("x" * 200, entry(), "is not a valid model key"),
-    ("m", {"alias_of": "n"}, "alias of 'n', not a priced model"),
-])
+@pytest.mark.parametrize(
+    ("key", "raw", "reason"),
+    [
+        ("sample_spec", entry(), "LiteLLM's description of the format, not a model"),
+        ("m", ["not", "an", "object"], "entry is not an object"),
+        ("m", 0.5, "entry is not an object"),
+        ("m", {"litellm_provider": "acme"}, "no input_cost_per_token or output_cost_per_token: not priced per token"),
+        (
+            "m",
+            entry(input_cost_per_token=None, output_cost_per_token=None),
+            "no input_cost_per_token or output_cost_per_token: not priced per token",
+        ),
+        ("m", entry(output_cost_per_token=None), "no output_cost_per_token"),
+        ("m", entry(input_cost_per_token=None), "no input_cost_per_token"),
+        ("m", entry(input_cost_per_token=-1e-06), "input_cost_per_token is negative"),
+        ("m", entry(cache_read_input_token_cost=-1e-07), "cache_read_input_token_cost is negative"),
+        ("m", entry(output_cost_per_token="0.000002"), "output_cost_per_token is not a number: '0.000002'"),
+        ("m", entry(input_cost_per_token=True), "input_cost_per_token is not a number: True"),
+        ("m", entry(input_cost_per_token=float("nan")), "input_cost_per_token is not a finite number"),
+        ("m", entry(output_cost_per_token=2.0), "output_cost_per_token is too large"),
+        ("m", entry(effective_from="15/01/2026"), "effective_from '15/01/2026' is not an ISO date (YYYY-MM-DD)"),
+        ("m", entry(effective_from=20260115), "effective_from 20260115 is not an ISO date (YYYY-MM-DD)"),
+        ("m", entry(currency="usd"), "currency 'usd' is not a three-letter ISO 4217 code such as USD"),
+        ("m", entry(currency="DOLLAR"), "currency 'DOLLAR' is not a three-letter ISO 4217 code such as USD"),
+        ("m", entry(licence="WTFPL"), "unknown licence 'WTFPL'"),
+        ("m", entry(team="nobody"), "unknown team 'nobody'"),
+        ("m", entry(litellm_provider=None), "no litellm_provider"),
+        ("acme/region/m", entry(), "'acme/region/m' is not a valid model key"),
+        ("m@2024", entry(), "'acme/m@2024' is not a valid model key"),
+        ("m", entry(model_key="no-slash"), "'no-slash' is not a valid model key"),
+        ("m", entry(model_key=42), "model_key is not a string: 42"),
+        ("x" * 200, entry(), "is not a valid model key"),
+        ("m", {"alias_of": "n"}, "alias of 'n', not a priced model"),
+    ],
+)
 def test_bad_entries_are_skipped_with_a_reason(key, raw, reason):
     counts = row_counts()
 
@@ -185,11 +204,13 @@ def test_a_different_price_on_the_same_date_is_skipped(gpt4o):
 
 
 def test_two_keys_for_one_model_keep_the_first():
-    report = run({
-        "m": entry(input_cost_per_token=1e-06),
-        "acme/m": entry(input_cost_per_token=3e-06),
-        "other": entry(model_key="acme/m"),
-    })
+    report = run(
+        {
+            "m": entry(input_cost_per_token=1e-06),
+            "acme/m": entry(input_cost_per_token=3e-06),
+            "other": entry(model_key="acme/m"),
+        }
+    )
 
     assert report.created == 1
     assert report.skipped == [
@@ -244,7 +265,9 @@ def test_a_new_price_on_a_later_date_supersedes_the_old_one(gpt4o):
     assert report.created == 1
     new = in_force("openai/gpt-4o", on=DAY)
     assert (new.token_price.input, new.token_price.output, new.token_price.cached_input) == (
-        Decimal("2"), Decimal("8"), None
+        Decimal("2"),
+        Decimal("8"),
+        None,
     )
     assert new.effective_from == DAY
     old = in_force("openai/gpt-4o", on=DAY - datetime.timedelta(days=1))
@@ -253,8 +276,10 @@ def test_a_new_price_on_a_later_date_supersedes_the_old_one(gpt4o):
 
 
 def test_an_earlier_date_in_history_can_still_be_filled_in(gpt4o):
-    report = run({"gpt-4o": entry(litellm_provider="openai", input_cost_per_token=5e-06, output_cost_per_token=1.5e-05)},
-                 effective_from=datetime.date(2024, 5, 13))
+    report = run(
+        {"gpt-4o": entry(litellm_provider="openai", input_cost_per_token=5e-06, output_cost_per_token=1.5e-05)},
+        effective_from=datetime.date(2024, 5, 13),
+    )
 
     assert report.created == 1
     assert in_force("openai/gpt-4o", on=datetime.date(2024, 6, 1)).token_price.input == Decimal("5")
@@ -265,10 +290,13 @@ def test_an_earlier_date_in_history_can_still_be_filled_in(gpt4o):
 
 
 def test_an_entry_may_carry_its_own_date_and_currency():
-    report = run({
-        "m": entry(effective_from="2025-03-01", currency="JPY", input_cost_per_token=0.00015),
-        "n": entry(),
-    }, currency="EUR")
+    report = run(
+        {
+            "m": entry(effective_from="2025-03-01", currency="JPY", input_cost_per_token=0.00015),
+            "n": entry(),
+        },
+        currency="EUR",
+    )
 
     assert report.created == 2
     m = Price.objects.get(model__key="acme/m")
@@ -278,11 +306,18 @@ def test_an_entry_may_carry_its_own_date_and_currency():
 
 
 def test_a_licence_is_set_on_new_and_existing_models(gpt4o):
-    report = run({
-        "m": entry(licence="Apache-2.0"),
-        "gpt-4o": entry(litellm_provider="openai", input_cost_per_token=2.5e-06, output_cost_per_token=1e-05,
-                        cache_read_input_token_cost=1.25e-06, licence="MIT"),
-    })
+    report = run(
+        {
+            "m": entry(licence="Apache-2.0"),
+            "gpt-4o": entry(
+                litellm_provider="openai",
+                input_cost_per_token=2.5e-06,
+                output_cost_per_token=1e-05,
+                cache_read_input_token_cost=1.25e-06,
+                licence="MIT",
+            ),
+        }
+    )
 
     assert (report.created, report.unchanged) == (1, 1)
     assert LanguageModel.objects.get(key="acme/m").licence.key == "Apache-2.0"
@@ -291,14 +326,20 @@ def test_a_licence_is_set_on_new_and_existing_models(gpt4o):
 
 
 def test_a_team_entry_is_a_contract_price_that_beats_the_public_one(gpt4o, team):
-    report = run({
-        "gpt-4o": entry(litellm_provider="openai", input_cost_per_token=2e-06, output_cost_per_token=8e-06, team="support"),
-    })
+    report = run(
+        {
+            "gpt-4o": entry(
+                litellm_provider="openai", input_cost_per_token=2e-06, output_cost_per_token=8e-06, team="support"
+            ),
+        }
+    )
 
     assert report.created == 1
     contract = Price.objects.get(model=gpt4o, team=team)
     assert (contract.source, contract.input_per_million, contract.effective_from) == (
-        Price.Source.CONTRACT, Decimal("2"), DAY
+        Price.Source.CONTRACT,
+        Decimal("2"),
+        DAY,
     )
     book = price_book(on=DAY)
     assert book.price(gpt4o.pk, team.pk).is_contract
@@ -315,8 +356,14 @@ def test_a_public_and_a_contract_price_for_one_model_both_import(team):
 
 
 def test_a_contract_price_is_compared_with_the_teams_own_price(gpt4o, team):
-    PriceFactory(model=gpt4o, team=team, input_per_million=Decimal("2"), output_per_million=Decimal("8"),
-                 effective_from=DAY, source=Price.Source.CONTRACT)
+    PriceFactory(
+        model=gpt4o,
+        team=team,
+        input_per_million=Decimal("2"),
+        output_per_million=Decimal("8"),
+        effective_from=DAY,
+        source=Price.Source.CONTRACT,
+    )
     same = entry(litellm_provider="openai", input_cost_per_token=2e-06, output_cost_per_token=8e-06, team="support")
 
     assert run({"gpt-4o": same}).unchanged == 1
@@ -345,8 +392,16 @@ def test_an_unchanged_price_flags_nothing(gpt4o):
     use_case = DeploymentFactory(model=gpt4o, use_case=UseCaseFactory()).use_case
     UseCase.objects.update(needs_recompute=False)
 
-    run({"gpt-4o": entry(litellm_provider="openai", input_cost_per_token=2.5e-06, output_cost_per_token=1e-05,
-                         cache_read_input_token_cost=1.25e-06)})
+    run(
+        {
+            "gpt-4o": entry(
+                litellm_provider="openai",
+                input_cost_per_token=2.5e-06,
+                output_cost_per_token=1e-05,
+                cache_read_input_token_cost=1.25e-06,
+            )
+        }
+    )
 
     use_case.refresh_from_db()
     assert not use_case.needs_recompute
@@ -410,14 +465,17 @@ def test_a_dry_run_saves_nothing(gpt4o):
     assert not use_case.needs_recompute
 
 
-@pytest.mark.parametrize(("content", "args", "message"), [
-    (None, [], "No such file"),
-    ("{not json", [], "is not valid JSON"),
-    ("[1, 2]", [], "must hold a JSON object"),
-    ("{}", ["--effective-from", "2026-13-01"], "--effective-from '2026-13-01' is not a date"),
-    ("{}", ["--effective-from", "yesterday"], "--effective-from 'yesterday' is not a date"),
-    ("{}", ["--currency", "dollars"], "--currency 'dollars' is not a three-letter ISO 4217 code"),
-])
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (None, [], "No such file"),
+        ("{not json", [], "is not valid JSON"),
+        ("[1, 2]", [], "must hold a JSON object"),
+        ("{}", ["--effective-from", "2026-13-01"], "--effective-from '2026-13-01' is not a date"),
+        ("{}", ["--effective-from", "yesterday"], "--effective-from 'yesterday' is not a date"),
+        ("{}", ["--currency", "dollars"], "--currency 'dollars' is not a three-letter ISO 4217 code"),
+    ],
+)
 def test_the_command_refuses_bad_input(tmp_path, content, args, message):
     path = tmp_path / "prices.json"
     if content is not None:
@@ -459,8 +517,14 @@ def test_export_leaves_out_models_without_a_price_in_force():
 
 def test_export_then_import_reproduces_the_same_prices(tmp_path):
     odd = LanguageModelFactory(key="test/odd-model", licence=None)  # Its provider key is not "test".
-    PriceFactory(model=odd, input_per_million=Decimal("0.123457"), output_per_million=Decimal("999999.999999"),
-                 cached_input_per_million=Decimal("0.000001"), currency="JPY", effective_from=datetime.date(2025, 2, 3))
+    PriceFactory(
+        model=odd,
+        input_per_million=Decimal("0.123457"),
+        output_per_million=Decimal("999999.999999"),
+        cached_input_per_million=Decimal("0.000001"),
+        currency="JPY",
+        effective_from=datetime.date(2025, 2, 3),
+    )
     run(excerpt())
     path = tmp_path / "export.json"
     call("export_prices", str(path), "--on", DAY.isoformat())

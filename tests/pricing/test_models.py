@@ -61,13 +61,27 @@ def test_public_and_contract_prices_on_the_same_date_coexist():
     model = LanguageModelFactory()
     first_team, second_team = TeamFactory(), TeamFactory()
 
-    Price.objects.bulk_create([
-        Price(model=model, input_per_million=Decimal("1.00"), output_per_million=Decimal("2.00"), effective_from=DAY),
-        Price(model=model, team=first_team, input_per_million=Decimal("0.80"), output_per_million=Decimal("1.60"),
-              effective_from=DAY),
-        Price(model=model, team=second_team, input_per_million=Decimal("0.70"), output_per_million=Decimal("1.40"),
-              effective_from=DAY),
-    ])
+    Price.objects.bulk_create(
+        [
+            Price(
+                model=model, input_per_million=Decimal("1.00"), output_per_million=Decimal("2.00"), effective_from=DAY
+            ),
+            Price(
+                model=model,
+                team=first_team,
+                input_per_million=Decimal("0.80"),
+                output_per_million=Decimal("1.60"),
+                effective_from=DAY,
+            ),
+            Price(
+                model=model,
+                team=second_team,
+                input_per_million=Decimal("0.70"),
+                output_per_million=Decimal("1.40"),
+                effective_from=DAY,
+            ),
+        ]
+    )
 
     assert Price.objects.filter(model=model, effective_from=DAY).count() == 3
 
@@ -151,11 +165,14 @@ def test_price_currency_must_be_an_upper_case_iso_code(currency):
     assert error_fields(excinfo) == {"currency"}
 
 
-@pytest.mark.parametrize(("base", "quote", "bad_fields"), [
-    ("usd", "JPY", {"base"}),
-    ("USD", "US", {"quote"}),
-    ("US", "jpy", {"base", "quote"}),
-])
+@pytest.mark.parametrize(
+    ("base", "quote", "bad_fields"),
+    [
+        ("usd", "JPY", {"base"}),
+        ("USD", "US", {"quote"}),
+        ("US", "jpy", {"base", "quote"}),
+    ],
+)
 def test_exchange_rate_currencies_must_be_upper_case_iso_codes(base, quote, bad_fields):
     rate = ExchangeRate(base=base, quote=quote, rate=Decimal("150"), as_of=DAY)
 

@@ -26,13 +26,16 @@ def model():
     return LanguageModelFactory()
 
 
-@pytest.mark.parametrize(("on", "expected"), [
-    (LAUNCH, LAUNCH_PRICE),
-    (datetime.date(2025, 2, 1), LAUNCH_PRICE),
-    (PRICE_CUT - datetime.timedelta(days=1), LAUNCH_PRICE),
-    (PRICE_CUT, CUT_PRICE),
-    (datetime.date(2025, 10, 1), CUT_PRICE),
-])
+@pytest.mark.parametrize(
+    ("on", "expected"),
+    [
+        (LAUNCH, LAUNCH_PRICE),
+        (datetime.date(2025, 2, 1), LAUNCH_PRICE),
+        (PRICE_CUT - datetime.timedelta(days=1), LAUNCH_PRICE),
+        (PRICE_CUT, CUT_PRICE),
+        (datetime.date(2025, 10, 1), CUT_PRICE),
+    ],
+)
 def test_price_book_resolves_deepseek_r1_to_the_price_in_force(deepseek_r1, on, expected):
     in_force = price_book(on=on).price(deepseek_r1.pk)
 
@@ -41,10 +44,13 @@ def test_price_book_resolves_deepseek_r1_to_the_price_in_force(deepseek_r1, on, 
     assert in_force.is_contract is False
 
 
-@pytest.mark.parametrize(("on", "effective_from"), [
-    (datetime.date(2025, 2, 1), LAUNCH),
-    (datetime.date(2025, 10, 1), PRICE_CUT),
-])
+@pytest.mark.parametrize(
+    ("on", "effective_from"),
+    [
+        (datetime.date(2025, 2, 1), LAUNCH),
+        (datetime.date(2025, 10, 1), PRICE_CUT),
+    ],
+)
 def test_current_price_resolves_deepseek_r1_to_the_row_in_force(deepseek_r1, on, effective_from):
     expected = Price.objects.get(model=deepseek_r1, team=None, effective_from=effective_from)
 
@@ -62,8 +68,12 @@ def test_deepseek_r1_has_no_price_before_its_launch(deepseek_r1):
 
 def test_contract_price_beats_the_public_price_for_its_team_only(deepseek_r1, team, other_team):
     contract = PriceFactory(
-        model=deepseek_r1, team=team, input_per_million=Decimal("0.20"), output_per_million=Decimal("0.30"),
-        effective_from=PRICE_CUT, source=Price.Source.CONTRACT,
+        model=deepseek_r1,
+        team=team,
+        input_per_million=Decimal("0.20"),
+        output_per_million=Decimal("0.30"),
+        effective_from=PRICE_CUT,
+        source=Price.Source.CONTRACT,
     )
     public = Price.objects.get(model=deepseek_r1, team=None, effective_from=PRICE_CUT)
     on = datetime.date(2025, 10, 1)
@@ -80,8 +90,12 @@ def test_contract_price_beats_the_public_price_for_its_team_only(deepseek_r1, te
 
 def test_contract_price_applies_only_from_its_effective_date(deepseek_r1, team):
     contract = PriceFactory(
-        model=deepseek_r1, team=team, input_per_million=Decimal("0.40"), output_per_million=Decimal("1.50"),
-        effective_from=datetime.date(2025, 3, 1), source=Price.Source.CONTRACT,
+        model=deepseek_r1,
+        team=team,
+        input_per_million=Decimal("0.40"),
+        output_per_million=Decimal("1.50"),
+        effective_from=datetime.date(2025, 3, 1),
+        source=Price.Source.CONTRACT,
     )
     launch_price = Price.objects.get(model=deepseek_r1, team=None, effective_from=LAUNCH)
 
@@ -212,7 +226,6 @@ def test_price_book_runs_a_fixed_number_of_queries(django_assert_num_queries, te
         large = price_book(on=on)
 
     assert len(large.prices) == len(small.prices) + 50
-
 
 
 @pytest.mark.django_db

@@ -35,7 +35,9 @@ def test_add_price_creates_a_new_row_and_leaves_the_old_one_alone(gpt4o):
     assert (old_after.input_per_million, old_after.output_per_million) == (Decimal("2.50"), Decimal("10.00"))
     assert old_after.effective_from == old.effective_from
     assert (new.input_per_million, new.output_per_million, new.effective_from) == (
-        Decimal("2.00"), Decimal("8.00"), DAY
+        Decimal("2.00"),
+        Decimal("8.00"),
+        DAY,
     )
     assert new.source == Price.Source.MANUAL
     assert new.currency == "USD"
@@ -43,8 +45,12 @@ def test_add_price_creates_a_new_row_and_leaves_the_old_one_alone(gpt4o):
 
 def test_add_price_for_a_team_is_a_contract_price(gpt4o, team):
     price = add_price(
-        model=gpt4o, team=team, input_per_million=Decimal("2.00"), output_per_million=Decimal("8.00"),
-        effective_from=Price.objects.get(model=gpt4o).effective_from, source=Price.Source.CONTRACT,
+        model=gpt4o,
+        team=team,
+        input_per_million=Decimal("2.00"),
+        output_per_million=Decimal("8.00"),
+        effective_from=Price.objects.get(model=gpt4o).effective_from,
+        source=Price.Source.CONTRACT,
     )
 
     assert Price.objects.get(model=gpt4o, team=team) == price
@@ -55,7 +61,9 @@ def test_add_price_refuses_a_second_public_price_on_the_same_date(gpt4o):
 
     with pytest.raises(ValidationError):
         add_price(
-            model=gpt4o, input_per_million=Decimal("2.00"), output_per_million=Decimal("8.00"),
+            model=gpt4o,
+            input_per_million=Decimal("2.00"),
+            output_per_million=Decimal("8.00"),
             effective_from=existing.effective_from,
         )
 
@@ -67,7 +75,10 @@ def test_add_price_refuses_a_second_contract_price_on_the_same_date(gpt4o, team)
 
     with pytest.raises(ValidationError):
         add_price(
-            model=gpt4o, team=team, input_per_million=Decimal("1.50"), output_per_million=Decimal("6.00"),
+            model=gpt4o,
+            team=team,
+            input_per_million=Decimal("1.50"),
+            output_per_million=Decimal("6.00"),
             effective_from=DAY,
         )
 
@@ -85,7 +96,10 @@ def test_add_price_refuses_a_negative_price_and_saves_nothing(gpt4o):
 def test_add_price_refuses_a_bad_currency(gpt4o):
     with pytest.raises(ValidationError) as excinfo:
         add_price(
-            model=gpt4o, input_per_million=Decimal("300"), output_per_million=Decimal("1200"), effective_from=DAY,
+            model=gpt4o,
+            input_per_million=Decimal("300"),
+            output_per_million=Decimal("1200"),
+            effective_from=DAY,
             currency="jpy",
         )
 
@@ -134,10 +148,13 @@ def test_add_exchange_rate_creates_a_new_row():
     assert (rate.rate, rate.as_of, rate.source) == (Decimal("155.25"), DAY, "ECB")
 
 
-@pytest.mark.parametrize(("fields", "bad_field"), [
-    ({"base": "usd"}, "base"),
-    ({"quote": "EU"}, "quote"),
-])
+@pytest.mark.parametrize(
+    ("fields", "bad_field"),
+    [
+        ({"base": "usd"}, "base"),
+        ({"quote": "EU"}, "quote"),
+    ],
+)
 def test_add_exchange_rate_refuses_bad_currency_codes(fields, bad_field):
     with pytest.raises(ValidationError) as excinfo:
         add_exchange_rate(**{"base": "USD", "quote": "EUR", "rate": Decimal("0.92"), "as_of": DAY, **fields})
@@ -146,11 +163,14 @@ def test_add_exchange_rate_refuses_bad_currency_codes(fields, bad_field):
     assert not ExchangeRate.objects.filter(as_of=DAY).exists()
 
 
-@pytest.mark.parametrize(("base", "quote", "rate"), [
-    ("USD", "JPY", Decimal("150")),
-    ("USD", "EUR", Decimal("0")),
-    ("USD", "USD", Decimal("1")),
-])
+@pytest.mark.parametrize(
+    ("base", "quote", "rate"),
+    [
+        ("USD", "JPY", Decimal("150")),
+        ("USD", "EUR", Decimal("0")),
+        ("USD", "USD", Decimal("1")),
+    ],
+)
 def test_add_exchange_rate_refuses_invalid_rates_and_saves_nothing(base, quote, rate):
     before = ExchangeRate.objects.count()
 

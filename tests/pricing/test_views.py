@@ -41,13 +41,16 @@ def test_catalogue_lists_models_with_licence_badges_and_prices_in_force(member):
 def test_price_history_shows_every_public_price_and_only_my_teams_contract_prices(member, team, other_team):
     model = LanguageModel.objects.get(key="deepseek/deepseek-r1")
     PriceFactory(model=model, team=team, input_per_million=Decimal("0.20"), effective_from=datetime.date(2025, 10, 1))
-    PriceFactory(model=model, team=other_team, input_per_million=Decimal("0.10"),
-                 effective_from=datetime.date(2025, 10, 1))
+    PriceFactory(
+        model=model, team=other_team, input_per_million=Decimal("0.10"), effective_from=datetime.date(2025, 10, 1)
+    )
     response = logged_in(member).get(reverse("pricing:model-detail", args=[model.key]))
     assert response.status_code == 200
     prices = response.context["prices"]
     assert [(p.effective_from.isoformat(), p.team_id) for p in prices] == [
-        ("2025-10-01", team.pk), ("2025-09-29", None), ("2025-01-20", None),
+        ("2025-10-01", team.pk),
+        ("2025-09-29", None),
+        ("2025-01-20", None),
     ]
     assert response.context["chart_data"]["series"][0]["values"] == [Decimal("0.55"), Decimal("0.28")]
     page = text_of(response)
@@ -58,10 +61,17 @@ def test_price_history_shows_every_public_price_and_only_my_teams_contract_price
 
 def test_break_even_compares_a_profile_with_every_api_price(member):
     profile = SelfHostingProfile.objects.get(name__startswith="Cloud 4×H100")
-    response = logged_in(member).get(reverse("pricing:breakeven-calculate"), {
-        "profile": profile.pk, "requests_per_month": 1_000_000, "avg_input_tokens": 1000, "avg_output_tokens": 300,
-        "cached_input_ratio": "0", "currency": "USD",
-    })
+    response = logged_in(member).get(
+        reverse("pricing:breakeven-calculate"),
+        {
+            "profile": profile.pk,
+            "requests_per_month": 1_000_000,
+            "avg_input_tokens": 1000,
+            "avg_output_tokens": 300,
+            "cached_input_ratio": "0",
+            "currency": "USD",
+        },
+    )
     result = response.context["result"]
     # 4 H100 at $2.50 for 730 hours; 3,543 tokens/s at 30% busy is about $2.61 per 1M tokens.
     assert result["self_hosted_monthly_cost"] == Decimal("7300.00")
@@ -77,15 +87,29 @@ def test_break_even_compares_a_profile_with_every_api_price(member):
 def test_break_even_in_yen_and_with_invalid_input(member):
     profile = SelfHostingProfile.objects.get(name__startswith="Cloud 4×H100")
     client = logged_in(member)
-    yen = client.get(reverse("pricing:breakeven-calculate"), {
-        "profile": profile.pk, "requests_per_month": 1_000_000, "avg_input_tokens": 1000, "avg_output_tokens": 300,
-        "cached_input_ratio": "0", "currency": "JPY",
-    })
+    yen = client.get(
+        reverse("pricing:breakeven-calculate"),
+        {
+            "profile": profile.pk,
+            "requests_per_month": 1_000_000,
+            "avg_input_tokens": 1000,
+            "avg_output_tokens": 300,
+            "cached_input_ratio": "0",
+            "currency": "JPY",
+        },
+    )
     assert yen.context["result"]["self_hosted_monthly_cost"] == Decimal("1095000")
     assert "¥1,095,000" in text_of(yen)
-    bad = client.get(reverse("pricing:breakeven-calculate"), {
-        "profile": profile.pk, "requests_per_month": 0, "avg_input_tokens": 1000, "avg_output_tokens": 300,
-        "cached_input_ratio": "2", "currency": "EUR",
-    })
+    bad = client.get(
+        reverse("pricing:breakeven-calculate"),
+        {
+            "profile": profile.pk,
+            "requests_per_month": 0,
+            "avg_input_tokens": 1000,
+            "avg_output_tokens": 300,
+            "cached_input_ratio": "2",
+            "currency": "EUR",
+        },
+    )
     assert bad.context["result"] is None
     assert set(bad.context["form"].errors) == {"requests_per_month", "cached_input_ratio", "currency"}

@@ -1,4 +1,5 @@
 """Speed of the portfolio at scale, each figure against its SQL floor (the measuring is ``portfolio/bench.py``)."""
+
 import argparse
 import json
 
@@ -33,8 +34,10 @@ class Command(BaseCommand):
             use_cases=use_cases, deployments_per_use_case=deployments_per_use_case, keep=keep, log=self.stdout.write
         )
         self.stdout.write("")
-        note = "" if report.use_cases >= bench.SPEED_TARGETS_FROM else (
-            f" (speed targets apply from {bench.SPEED_TARGETS_FROM:,} use cases)"
+        note = (
+            ""
+            if report.use_cases >= bench.SPEED_TARGETS_FROM
+            else (f" (speed targets apply from {bench.SPEED_TARGETS_FROM:,} use cases)")
         )
         self.stdout.write(f"{report.use_cases:,} use cases, {report.deployments:,} deployments, {report.vendor}{note}")
         self.stdout.write(report.table())

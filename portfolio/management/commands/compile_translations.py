@@ -4,6 +4,7 @@ The same job as ``manage.py compilemessages`` without GNU gettext on the machine
 polib writes every translated, non-fuzzy entry of each ``locale/<lang>/LC_MESSAGES/*.po``
 beside it as ``.mo``.
 """
+
 from pathlib import Path
 
 import polib

@@ -1,4 +1,5 @@
 """Throughput and latency of the API under concurrent clients (the load logic is ``portfolio/loadtest.py``)."""
+
 import json
 
 from django.core.management.base import BaseCommand, CommandError
@@ -20,9 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--min-throughput", type=float, metavar="RPS", help="Fail below this many requests/s.")
         parser.add_argument("--max-p95-ms", type=float, metavar="MS", help="Fail above this 95th percentile latency.")
         parser.add_argument(
-            "--drain", type=float, metavar="SECONDS",
+            "--drain",
+            type=float,
+            metavar="SECONDS",
             help="Then wait this long for the Celery workers to leave no stale use case and no queued or running "
-                 "recompute job; fail if they do not.",
+            "recompute job; fail if they do not.",
         )
         parser.add_argument("--json", dest="json_file", metavar="FILE", help="Also write the figures to FILE as JSON.")
 
@@ -30,8 +33,9 @@ class Command(BaseCommand):
         if duration <= 0 or clients < 1 or workers < 1:
             raise CommandError("Give a positive duration, at least one client and one worker.")
         try:
-            result = loadtest.run(duration=duration, clients=clients, workers=workers, drain_timeout=drain,
-                                  log=self.stdout.write)
+            result = loadtest.run(
+                duration=duration, clients=clients, workers=workers, drain_timeout=drain, log=self.stdout.write
+            )
         except loadtest.NotReady as error:
             raise CommandError(str(error)) from None
         self.stdout.write(
@@ -41,8 +45,11 @@ class Command(BaseCommand):
         self.stdout.write(result.table())
         if result.drain_seconds is not None:
             drained = result.drain_seconds != float("inf")
-            self.stdout.write(f"Recompute backlog drained in {result.drain_seconds:.1f} s." if drained
-                              else f"Recompute backlog not drained within {drain:g} s.")
+            self.stdout.write(
+                f"Recompute backlog drained in {result.drain_seconds:.1f} s."
+                if drained
+                else f"Recompute backlog not drained within {drain:g} s."
+            )
         if json_file:
             with open(json_file, "w") as handle:
                 json.dump(result.as_json(), handle, indent=2)

@@ -1,4 +1,5 @@
 """Recompute cost, ROI and NPV in this process, through the same code the workers run."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from portfolio import services

@@ -1,4 +1,5 @@
 """Export the public prices in force on a date as a LiteLLM price file."""
+
 import datetime
 import json
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Import token prices from a LiteLLM ``model_prices_and_context_window.json`` file."""
+
 import datetime
 import json
 from pathlib import Path
