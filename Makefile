@@ -16,10 +16,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 ## assets: Chart.js and htmx from the npm registry into static/vendor/ (served locally: no CDN)
 assets: static/vendor/.installed
-static/vendor/.installed: package.json package-lock.json
+static/vendor/.installed: package.json package-lock.json Makefile
 	npm ci --no-audit --no-fund
 	mkdir -p static/vendor
-	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/htmx.org/dist/htmx.min.js static/vendor/
+	# The source map goes too: the bundle names it, and collectstatic's manifest refuses a missing reference.
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map \
+	  node_modules/htmx.org/dist/htmx.min.js static/vendor/
 	touch $@
 
 ## messages: compile locale/*/LC_MESSAGES/django.po to .mo in pure Python (polib; no GNU gettext)
