@@ -6,7 +6,6 @@ through the login form, as a browser behind a TLS-terminating proxy would
 (X-Forwarded-Proto: https, so secure cookies and HSTS apply as in production).
 """
 
-import http.cookiejar
 import re
 import sys
 import urllib.error
