@@ -3,16 +3,21 @@
 import datetime
 import functools
 import hashlib
+import io
+import itertools
+import operator
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import django_filters
 import django_filters.rest_framework
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.db.models import QuerySet
@@ -27,10 +32,10 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import ISO_8601, api_settings
 
+from config.middleware import client_address
 from portfolio import selectors
 from portfolio.governance import GateRefused
 from portfolio.models import MANAGERS_GROUP
-from pricing.selectors import MissingRate
 
 
 def exception_handler(exc, context):
@@ -46,12 +51,22 @@ def exception_handler(exc, context):
         if NON_FIELD_ERRORS in errors:
             errors[api_settings.NON_FIELD_ERRORS_KEY] = errors.pop(NON_FIELD_ERRORS)
         exc = ValidationError(errors)
-    elif isinstance(exc, MissingRate):
-        exc = ValidationError({"currency": [str(exc)]})
     elif isinstance(exc, GateRefused):
         # A refused stage gate is a conflict with the record's state, listing what blocks it.
         return Response(exc.as_data(), status=status.HTTP_409_CONFLICT)
+    elif isinstance(exc, RequestDataTooBig):
+        # Django would answer its HTML 400 page: a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
+        exc = PayloadTooLarge()
     return drf_exception_handler(exc, context)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+    def __init__(self):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(_("The request body is larger than the %(limit)s bytes allowed.") % {"limit": limit})
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -61,7 +76,40 @@ class TokenAuthentication(authentication.TokenAuthentication):
     Every API request authenticates, and the ORM spends more building the token query
     (with its user) than the database spends answering it; the manager check would be
     a second query. Errors, keyword and header are REST framework's.
+
+    Failures are counted per client address (``TOKEN_FAILURES_PER_ADDRESS``, in the
+    cache); past the allowance, a request with an ``Authorization`` header from that
+    address is refused with 429 before its token is looked up, until the window ends,
+    so a right guess fares no better than a wrong one. The refused addresses are also
+    kept in the process, so a valid token costs no cache round trip; another process
+    refuses the address at its next failure.
     """
+
+    refused_addresses: ClassVar[dict[str, float]] = {}  # address: when its window ends
+
+    def authenticate(self, request):
+        if self.refused_addresses and request.META.get("HTTP_AUTHORIZATION"):
+            self.refuse_while_over_allowance(request)
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            self.count_failure(request)
+            raise
+
+    def refuse_while_over_allowance(self, request) -> None:
+        refused_until = self.refused_addresses.get(client_address(request))
+        now = TokenFailureThrottle().timer()
+        if refused_until is not None and now < refused_until:
+            raise exceptions.Throttled(wait=refused_until - now)
+
+    def count_failure(self, request) -> None:
+        throttle = TokenFailureThrottle()
+        if throttle.allow_request(request, None):
+            return
+        refused = {address: until for address, until in list(self.refused_addresses.items()) if until > throttle.now}
+        refused[client_address(request)] = throttle.window_ends_at
+        TokenAuthentication.refused_addresses = refused
+        raise exceptions.Throttled(wait=throttle.wait())
 
     @staticmethod
     @functools.cache
@@ -147,6 +195,16 @@ class TokenRateThrottle(WindowCountMixin, throttling.SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": hashlib.sha256(key.encode()).hexdigest()}
 
 
+class TokenFailureThrottle(WindowCountMixin, throttling.SimpleRateThrottle):
+    """Counts failed token authentications per client address; ``TokenAuthentication`` consults it."""
+
+    scope = "token_failures"
+
+    def get_cache_key(self, request, view):
+        address = client_address(request)
+        return None if address is None else self.cache_format % {"scope": self.scope, "ident": address}
+
+
 class PreconditionFailed(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_detail = "The record changed since you read it: fetch it again and retry."
@@ -224,13 +282,40 @@ class ETagMixin:
 
 
 class Pagination(PageNumberPagination):
+    """Page numbers, with ``page`` and ``page_size`` whole numbers from 1 as the schema says.
+
+    REST framework answers a ``page`` that is not a number (``last`` aside) with a 404 and
+    ignores a ``page_size`` it cannot read; both are a 400 naming the parameter here. A page
+    past the last is still a 404, and a ``page_size`` over the maximum gives the maximum.
+    """
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_page_size(self, request):
+        size = self.whole_number(request, self.page_size_query_param)
+        return self.page_size if size is None else min(size, self.max_page_size)
+
+    def get_page_number(self, request, paginator):
+        number = self.whole_number(request, self.page_query_param)
+        return 1 if number is None else number
+
+    @staticmethod
+    def whole_number(request, name: str) -> int | None:
+        value = request.query_params.get(name)
+        if value is None:
+            return None
+        try:
+            return serializers.IntegerField(min_value=1).run_validation(value)
+        except ValidationError as exc:
+            raise ValidationError({name: exc.detail}) from None
+
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
+            if parameter["name"] in (self.page_query_param, self.page_size_query_param):
+                parameter["schema"]["minimum"] = 1
             if parameter["name"] == self.page_size_query_param:
                 parameter["description"] = (
                     f"Results per page: {self.page_size} by default, at most {self.max_page_size} "
@@ -264,6 +349,10 @@ class FilterBackend(django_filters.rest_framework.DjangoFilterBackend):
     Most list requests are plain pages: they cost no filter form, no validation and no
     copy of the filters. A request naming any filter is filtered, and refused with a 400
     on a bad value, as before.
+
+    An empty value is a bad value too unless the filter takes free text: django-filter
+    reads ``updated_since=`` or ``stage=`` as no filter at all, where the schema (a time,
+    a choice) allows no empty value. An empty text filter still means "any".
     """
 
     def filter_queryset(self, request, queryset, view):
@@ -271,6 +360,15 @@ class FilterBackend(django_filters.rest_framework.DjangoFilterBackend):
         if filterset_class is None or request.query_params.keys().isdisjoint(filterset_class.base_filters):
             return queryset
         return super().filter_queryset(request, queryset, view)
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is None:
+            return None
+        for name, filter_ in filterset.filters.items():
+            if request.query_params.get(name) == "" and not issubclass(filter_.field_class, forms.CharField):
+                filterset.form.add_error(name, _("This field may not be blank."))
+        return filterset
 
 
 class IdFilter(django_filters.NumberFilter):
@@ -311,8 +409,39 @@ class RefuseNulMixin:
         return parsed
 
 
+# A JSON string (closed, or running to the end of the text), or a run of characters that are
+# neither brackets nor quotes: removing every such match leaves the brackets outside strings.
+_NOT_BRACKETS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[^"\[\]{}]+', re.DOTALL)
+# Opening brackets count 2 and closing ones 0: the running sum less the brackets seen is the depth.
+_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether JSON text nests arrays and objects more than ``limit`` deep, brackets in strings aside.
+
+    Found without parsing and without a Python step per character: a parser recurses per
+    level and exhausts the stack on a body a few kilobytes long (a RecursionError, so a 500).
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKETS.sub("", text).encode("ascii")
+    if brackets.count(b"[") + brackets.count(b"{") <= limit:
+        return False
+    depths = map(operator.sub, itertools.accumulate(brackets.translate(_DEPTH_STEPS)), itertools.count(1))
+    return max(depths) > limit
+
+
 class JSONParser(RefuseNulMixin, parsers.JSONParser):
-    pass
+    """REST framework's JSON parser; a body nested deeper than ``API_MAX_JSON_DEPTH`` is a 400, found before parsing."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = stream.read()
+        encoding = parsers.get_encoding(parser_context or {})
+        # Replacing undecodable bytes is safe: the parser refuses such a body before it reads any of it.
+        limit = settings.API_MAX_JSON_DEPTH
+        if json_depth_exceeds(body.decode(encoding, errors="replace"), limit):
+            raise ParseError(_("JSON nested deeper than %(max)s levels.") % {"max": limit})
+        return super().parse(io.BytesIO(body), media_type, parser_context)
 
 
 class FormParser(RefuseNulMixin, parsers.FormParser):

@@ -1,10 +1,17 @@
-"""Answers given before, or instead of, a view's: bad URLs, an unreachable database, a lockout."""
+"""Answers given before, or instead of, a view's: bad URLs, an unreachable database, a lockout;
+and the lockout rules themselves."""
 
 import logging
 import math
 
+from axes.attempts import get_cool_off_threshold
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_username
+from axes.models import AccessAttempt
+from axes.signals import user_locked_out
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.db.models import Sum
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
@@ -76,9 +83,43 @@ def lockout_response(request, original_response=None, credentials=None):
     if wants_json(request):
         response = JsonResponse({"detail": detail}, status=429)
     else:
-        response = HttpResponse(
-            render_to_string("registration/locked_out.html", {"minutes": math.ceil(seconds / 60)}, request=request),
-            status=429,
-        )
+        context = {"minutes": math.ceil(seconds / 60), "address": getattr(request, "address_locked_out", False)}
+        response = HttpResponse(render_to_string("registration/locked_out.html", context, request=request), status=429)
     response["Retry-After"] = str(seconds)
     return response
+
+
+class LockoutHandler(AxesDatabaseHandler):
+    """django-axes' database handler, also locking a whole address out after
+    ``LOGIN_FAILURES_PER_ADDRESS`` failed logins within the cool-off, whatever the usernames.
+
+    Axes counts per username and address, so trying one password on many usernames
+    (password spraying) is never locked out by it. The address's failures are axes' own
+    records summed, so every process sees them and ``axes_reset_ip`` lifts the lockout.
+    A success resets only its own username's count, so one valid account cannot clear it.
+    Sets ``request.address_locked_out`` when the address, not the username, is the reason.
+    """
+
+    def is_locked(self, request, credentials=None):
+        if super().is_locked(request, credentials):
+            return True
+        request.address_locked_out = self.address_failures(request) >= settings.LOGIN_FAILURES_PER_ADDRESS
+        return request.address_locked_out
+
+    def user_login_failed(self, sender, credentials, request=None, **kwargs):
+        super().user_login_failed(sender, credentials, request, **kwargs)
+        # Refused already (axes recorded nothing), whitelisted (never locked), or locked per username.
+        if request is None or request.axes_locked_out or self.is_whitelisted(request, credentials):
+            return
+        if self.address_failures(request) >= settings.LOGIN_FAILURES_PER_ADDRESS:
+            request.axes_locked_out = request.address_locked_out = True
+            request.axes_credentials = credentials
+            username = get_client_username(request, credentials)
+            user_locked_out.send("axes", request=request, username=username, ip_address=request.axes_ip_address)
+
+    @staticmethod
+    def address_failures(request) -> int:
+        attempts = AccessAttempt.objects.filter(
+            ip_address=request.axes_ip_address, attempt_time__gte=get_cool_off_threshold(request)
+        )
+        return attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0

@@ -4,6 +4,16 @@ import copy
 
 from rest_framework import serializers
 
+from pricing import models as pricing_models
+from pricing.currencies import normalise_currency
+
+
+class CurrencyField(serializers.CharField):
+    """An ISO 4217 code; ``usd`` is read as USD, then validated."""
+
+    def to_internal_value(self, data):
+        return normalise_currency(super().to_internal_value(data))
+
 
 def _copy(field: serializers.Field) -> serializers.Field:
     """A field for one serializer instance, from the class's derived field.
@@ -27,6 +37,11 @@ class ModelSerializer(serializers.ModelSerializer):
     on the class alone, so it is built once and each instance gets its own copies, which
     it may change freely.
     """
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        pricing_models.CurrencyField: CurrencyField,
+    }
 
     def get_fields(self):
         cls = type(self)

@@ -161,6 +161,11 @@ AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.float("AXES_COOLOFF_MINUTES",
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "config.middleware.lockout_response"
+# Password spraying (one password tried on many usernames): LOGIN_FAILURES_PER_ADDRESS
+# failures from one address within AXES_COOLOFF_MINUTES, whatever the usernames, lock the
+# whole address out the same way.
+AXES_HANDLER = "config.middleware.LockoutHandler"
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
 # Proxies in front of gunicorn that append to X-Forwarded-For: the client's address is the
 # entry that many places from the end. 0 (direct) takes REMOTE_ADDR and ignores the header,
 # which a client could forge. Lockouts and anonymous throttles both key on it.
@@ -197,6 +202,9 @@ RECOMPUTE_CHUNK_SIZE = env.int("RECOMPUTE_CHUNK_SIZE", default=500)
 GATE_REQUIRES_PAYBACK = env.bool("GATE_REQUIRES_PAYBACK", default=False)
 # Largest evidence file accepted on a checklist item, in bytes.
 EVIDENCE_MAX_UPLOAD_BYTES = env.int("EVIDENCE_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
+# Seconds an import preview can be confirmed; its uploaded file in MEDIA_ROOT/imports/ is
+# deleted by the beat sweep (every five minutes) once older than this.
+IMPORT_PREVIEW_MAX_AGE_SECONDS = env.int("IMPORT_PREVIEW_MAX_AGE_SECONDS", default=60 * 60)
 # Webhooks: a failed delivery is retried after base × 2^(attempt − 1) seconds, up to the
 # maximum attempts, then abandoned; a subscription with this many abandoned deliveries in
 # a row is disabled. Targets on loopback, private, link-local and other non-public
@@ -205,6 +213,14 @@ WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_DISABLE_AFTER = env.int("WEBHOOK_DISABLE_AFTER", default=5)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Untrusted input is read within bounds. A JSON request body nested deeper than this many
+# arrays and objects is refused with a 400 before it is parsed.
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=64)
+# Spreadsheet import: an .xlsx whose members unpack to more bytes than this is refused
+# unread (a 1000-row export unpacks to about 2 MB); a cell longer than this many
+# characters makes its row an error.
+IMPORT_MAX_UNPACKED_BYTES = env.int("IMPORT_MAX_UNPACKED_BYTES", default=20 * 1024 * 1024)
+IMPORT_MAX_CELL_CHARS = env.int("IMPORT_MAX_CELL_CHARS", default=10_000)
 
 # History is an audit trail: the admin shows it but never reverts through it, since a
 # revert would bypass the services (prices are added, never edited).
@@ -244,6 +260,8 @@ REST_FRAMEWORK = {
         "anon": env.str("API_THROTTLE_ANON", default="300/min"),
         "user": env.str("API_THROTTLE_USER", default="20000/min"),
         "token": env.str("API_THROTTLE_TOKEN", default="20000/min"),
+        # Failed token authentications (a wrong or malformed "Authorization: Token") per address.
+        "token_failures": env.str("TOKEN_FAILURES_PER_ADDRESS", default="30/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -314,6 +332,10 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-delivery-sweep": {
         "task": "portfolio.tasks.sweep_webhook_deliveries",
         "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=30.0),
+    },
+    "import-preview-sweep": {
+        "task": "portfolio.tasks.sweep_import_previews",
+        "schedule": 5 * 60.0,
     },
 }
 

@@ -1,5 +1,3 @@
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -13,5 +11,5 @@ urlpatterns = [
     path("catalogue/", include(("pricing.urls", "pricing"))),
     path("", include(("portfolio.urls", "portfolio"))),
 ]
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# MEDIA_URL is served by no pattern, in DEBUG too: evidence files are downloaded through
+# views that check who may see the item (portfolio:checklistitem-evidence-file and the API's).

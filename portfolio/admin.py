@@ -1,6 +1,10 @@
+from pathlib import PurePath
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -124,6 +128,23 @@ class UseCaseAdminForm(forms.ModelForm):
     class Meta:
         model = UseCase
         fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "owner" in self.fields:
+            # An unknown user and an outsider read alike.
+            self.fields["owner"].error_messages["invalid_choice"] = services.OWNER_OUTSIDE_TEAM
+
+    def clean(self):
+        data = super().clean()
+        team = data.get("team")
+        if team is not None:
+            try:
+                # Also when the use case moves to another team and keeps its owner.
+                services.check_owner(team_id=team.pk, owner=data.get("owner"))
+            except ValidationError as error:
+                self.add_error(None, error)
+        return data
 
     def clean_stage(self):
         stage = self.cleaned_data["stage"]
@@ -333,13 +354,25 @@ class ChecklistItemAdmin(SimpleHistoryAdmin):
     date_hierarchy = "updated_at"
     fieldsets = [
         (None, {"fields": ["use_case", "template", "status", "required", "detail"]}),
-        (_("Evidence"), {"fields": ["evidence_text", "evidence_url", "evidence_file", "recorded_by", "recorded_at"]}),
+        (
+            _("Evidence"),
+            {"fields": ["evidence_text", "evidence_url", "evidence_file_link", "recorded_by", "recorded_at"]},
+        ),
         (_("Waiver"), {"fields": ["waiver_reason", "waived_by", "waived_at", "waiver_expires_on"]}),
     ]
+    readonly_fields = ["evidence_file_link"]
 
     @admin.display(description=_("category"), ordering="template__category")
     def category(self, item):
         return item.template.get_category_display()
+
+    @admin.display(description=_("evidence file"))
+    def evidence_file_link(self, item):
+        # Through the view that checks who may see the item: MEDIA_URL is not served.
+        if not item.evidence_file:
+            return self.get_empty_value_display()
+        url = reverse("portfolio:checklistitem-evidence-file", args=[item.pk])
+        return format_html('<a href="{}">{}</a>', url, PurePath(item.evidence_file.name).name)
 
     def has_add_permission(self, request):
         return False

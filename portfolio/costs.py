@@ -6,6 +6,7 @@ arithmetic itself is ``pricing.costing``.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +23,14 @@ class CostUnavailable(Exception):
     """A deployment cannot be priced from the catalogue in force."""
 
 
+def no_rate_message(source: str, target: str, on: datetime.date) -> str:
+    return _("No exchange rate from %(source)s to %(target)s in force on %(date)s.") % {
+        "source": source,
+        "target": target,
+        "date": on,
+    }
+
+
 @dataclass(frozen=True)
 class DeploymentCost:
     monthly_cost: Decimal | None
@@ -29,7 +38,11 @@ class DeploymentCost:
 
 
 def _converted(amount: Decimal, source: str, target: str, book: PriceBook, used: dict[str, Any]) -> Decimal:
-    rate = book.rate(source, target)
+    try:
+        rate = book.rate(source, target)
+    except MissingRate:
+        # Not priced at all rather than priced at nothing: the cost stays unknown until a rate exists.
+        raise CostUnavailable(no_rate_message(source, target, book.on)) from None
     if rate.id is not None:
         used["exchange_rate_id"] = rate.id
     return costing.convert(amount, rate.rate)
@@ -104,7 +117,7 @@ def deployment_cost(deployment: Deployment, book: PriceBook, *, currency: str) -
             variable = _converted(
                 costing.monthly_api_cost(price.token_price, usage), price.currency, currency, book, line
             )
-    except (CostUnavailable, MissingRate) as error:
+    except CostUnavailable as error:
         line["error"] = str(error)
         return DeploymentCost(monthly_cost=None, line=line)
     cost = variable + fixed

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import re
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import QuerySet
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from openpyxl import load_workbook
 
@@ -25,6 +33,21 @@ from pricing import selectors as pricing_selectors
 
 MAX_IMPORT_ROWS = 1000
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
+# Rows of a file the import reads, empty ones included: a table ends well before this.
+MAX_IMPORT_LINES = 10 * MAX_IMPORT_ROWS
+# Columns of a file the import reads; the rest of a row is left unread.
+MAX_IMPORT_COLUMNS = 100
+# Markup (each "<") in all the parts of a workbook, at most: a sheet of 1000 rows of 30
+# values takes about 160,000.
+MAX_WORKBOOK_TAGS = 500_000
+# Elements other than rows, cells and text in any one part of a workbook, at most. Such
+# parts (styles, the list of sheets, relationships) are parsed whole into objects; a real
+# workbook holds some hundreds of their elements.
+MAX_WORKBOOK_PART_ELEMENTS = 20_000
+# Parts of a workbook, at most: a real one has some tens.
+MAX_WORKBOOK_PARTS = 1000
+# Characters of a cell the import preview shows; longer text ends in an ellipsis.
+PREVIEW_CHARS = 200
 
 # Inputs a spreadsheet may set, by column name. Exports write these columns first, so an
 # exported file imports back as it is.
@@ -48,6 +71,7 @@ EXPORT_COLUMNS = [
     "team",
     "external_id",
     *IMPORT_FIELDS,
+    "owner",
     "monthly_cost",
     "monthly_benefit",
     "roi_pct",
@@ -85,6 +109,11 @@ class DateInput(forms.DateInput):
 
 
 # --- Use cases ---------------------------------------------------------------------------
+
+
+def team_members(teams) -> QuerySet:
+    """Active users who may own a use case of one of ``teams``: their members, any role."""
+    return get_user_model().objects.filter(is_active=True, memberships__team__in=teams).distinct().order_by("username")
 
 
 class UseCaseForm(FieldsetsMixin, forms.ModelForm):
@@ -157,7 +186,12 @@ class UseCaseForm(FieldsetsMixin, forms.ModelForm):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["owner"].queryset = selectors.assignable_owners(user=user)
+        # Members of the use case's team; on creation, of every team it may go to (the
+        # service refuses, on this field, a member of another team than the one chosen).
+        teams = selectors.visible_teams(user=user) if self.instance.pk is None else [self.instance.team_id]
+        self.fields["owner"].queryset = team_members(teams)
+        # An unknown user and an outsider read alike.
+        self.fields["owner"].error_messages["invalid_choice"] = services.OWNER_OUTSIDE_TEAM
         self.fields["currency"].widget.attrs.update({"size": 3, "maxlength": 3})
         if self.instance.pk is None:
             self.fields["team"].queryset = selectors.visible_teams(user=user).order_by("name")
@@ -438,30 +472,179 @@ class ImportFileError(Exception):
     """The file cannot be read as a table."""
 
 
+class OverlongCell(str):
+    """A cell longer than ``IMPORT_MAX_CELL_CHARS``, kept as the start of its text for the preview.
+
+    Its row is an error; the rest of the text is dropped as the file is read.
+    """
+
+
+def shortened(text: str) -> str:
+    """Text as the import preview shows it: at most ``PREVIEW_CHARS`` characters."""
+    return Truncator(text).chars(PREVIEW_CHARS)
+
+
 def read_table(content: bytes, *, filename: str) -> list[dict[str, str]]:
-    """Rows of a CSV or XLSX file as {column: text}, the first row giving the column names."""
-    if filename.lower().endswith(".xlsx"):
-        try:
-            sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).worksheets[0]
-            table = [["" if cell is None else str(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
-        except Exception as error:  # openpyxl raises many kinds for a damaged file.
-            raise ImportFileError(_("The file is not a readable Excel workbook.")) from error
-    else:
-        try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise ImportFileError(_("The CSV file is not UTF-8 text.")) from error
-        table = list(csv.reader(io.StringIO(text)))
-    table = [row for row in table if any(cell.strip() for cell in row)]
-    if not table:
+    """Rows of a CSV or XLSX file as {column: text}, the first row giving the column names.
+
+    The file is read a row at a time and refused as soon as it passes a limit, so refusing
+    a hostile file costs no more than reading the rows it is allowed; a cell longer than
+    ``IMPORT_MAX_CELL_CHARS`` becomes an ``OverlongCell``.
+    """
+    rows = _workbook_rows(content) if filename.lower().endswith(".xlsx") else _csv_rows(content)
+    max_chars = settings.IMPORT_MAX_CELL_CHARS
+    header: list[str] | None = None
+    table: list[dict[str, str]] = []
+    with contextlib.closing(rows):
+        for number, values in enumerate(rows, start=1):
+            if number > MAX_IMPORT_LINES:
+                raise _too_many_lines()
+            if values.count(None) == len(values):  # An empty row of a workbook, skipped at C speed.
+                continue
+            cells = [_cell_text(value, max_chars=max_chars) for value in values[:MAX_IMPORT_COLUMNS]]
+            if not any(cells):
+                continue
+            if header is None:
+                header = cells
+                missing = [name for name in ("team", "external_id") if name not in header]
+                if missing:
+                    raise ImportFileError(
+                        _("The header row lacks the columns: %(columns)s.") % {"columns": ", ".join(missing)}
+                    )
+                continue
+            if len(table) == MAX_IMPORT_ROWS:
+                raise ImportFileError(_("At most %(max)s rows per file.") % {"max": MAX_IMPORT_ROWS})
+            table.append({name: cell for name, cell in zip(header, cells, strict=False) if name})
+    if header is None:
         raise ImportFileError(_("The file has no rows."))
-    header = [cell.strip() for cell in table[0]]
-    missing = [name for name in ("team", "external_id") if name not in header]
-    if missing:
-        raise ImportFileError(_("The header row lacks the columns: %(columns)s.") % {"columns": ", ".join(missing)})
-    if len(table) - 1 > MAX_IMPORT_ROWS:
-        raise ImportFileError(_("At most %(max)s rows per file.") % {"max": MAX_IMPORT_ROWS})
-    return [dict(zip(header, [cell.strip() for cell in row], strict=False)) for row in table[1:]]
+    return table
+
+
+def _cell_text(value: Any, *, max_chars: int) -> str:
+    text = "" if value is None else str(value)
+    if len(text) > max_chars:
+        return OverlongCell(shortened(text[: PREVIEW_CHARS + 1]))
+    return text.strip()
+
+
+def _workbook_rows(content: bytes) -> Iterator[tuple[Any, ...]]:
+    unreadable = _("The file is not a readable Excel workbook.")
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            _check_workbook_size(archive)
+    except ImportFileError:
+        raise
+    except Exception as error:  # zipfile raises several kinds for a damaged archive.
+        raise ImportFileError(unreadable) from error
+    try:
+        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises many kinds for a damaged file.
+        raise ImportFileError(unreadable) from error
+    try:
+        sheet = workbook.worksheets[0]
+        # Rows as the sheet holds them, not padded to the size it declares; and only the
+        # columns read, since openpyxl pads each row up to its last cell (column 16,384 at most).
+        sheet.reset_dimensions()
+        yield from sheet.iter_rows(values_only=True, max_col=MAX_IMPORT_COLUMNS)
+    except Exception as error:
+        raise ImportFileError(unreadable) from error
+    finally:
+        workbook.close()
+
+
+# Start tags of a worksheet's rows, of its cells, and of those with their values and text
+# (shared strings, rich text runs and their font), whatever their namespace prefix.
+_ROW_TAG = re.compile(rb"<(?:[^\s<>/:]+:)?row[\s/>]")
+_CELL_TAG = re.compile(rb"<(?:[^\s<>/:]+:)?c[\s/>]")
+_CELL_TEXT_TAG = re.compile(
+    rb"<(?:[^\s<>/:]+:)?(?:row|c|v|f|is|t|r|si|rPh|phoneticPr|rPr|b|i|u|strike|sz|color|rFont|family|scheme"
+    rb"|vertAlign|charset|outline|shadow|condense|extend)[\s/>]"
+)
+# The most columns a worksheet can have.
+XLSX_MAX_COLUMNS = 16_384
+
+
+def _check_workbook_size(archive: zipfile.ZipFile) -> None:
+    """Refuses a workbook that would take openpyxl far more memory or time to open than its rows are worth.
+
+    The archive's directory is read first, nothing unpacked: a few kilobytes can unpack to
+    gigabytes. A member is never unpacked beyond the size it declares (zipfile stops there,
+    and the checksum then fails). Each part is then unpacked a piece at a time and its
+    markup counted: on opening a workbook, openpyxl reads every shared string, parses
+    styles and the list of sheets whole into objects, and keeps an element of every row of
+    a sheet that does not declare its size; reading a row, it builds every cell of it,
+    whatever columns are asked for.
+    """
+    members = archive.infolist()
+    max_bytes = settings.IMPORT_MAX_UNPACKED_BYTES
+    if sum(member.file_size for member in members) > max_bytes:
+        raise ImportFileError(
+            _("The workbook unpacks to more than %(max)s MB; split it into smaller files.")
+            % {"max": max_bytes // (1024 * 1024)}
+        )
+    too_much = _("The workbook holds more than an import reads: keep only the sheet of use cases.")
+    if len(members) > MAX_WORKBOOK_PARTS:
+        raise ImportFileError(too_much)
+    tags = 0
+    for member in members:
+        rows = row_cells = elements = 0
+        with archive.open(member) as part:
+            for data in _tag_aligned_chunks(part):
+                tags += data.count(b"<")
+                starts = data.count(b"<") - data.count(b"</") - data.count(b"<?") - data.count(b"<!")
+                elements += starts - _CELL_TEXT_TAG.subn(b"", data)[1]
+                if tags > MAX_WORKBOOK_TAGS or elements > MAX_WORKBOOK_PART_ELEMENTS:
+                    raise ImportFileError(too_much)
+                pieces = _ROW_TAG.split(data)
+                rows += len(pieces) - 1
+                if rows > MAX_IMPORT_LINES:
+                    raise _too_many_lines()
+                for position, piece in enumerate(pieces):
+                    cells = _CELL_TAG.subn(b"", piece)[1]
+                    row_cells = row_cells + cells if position == 0 else cells
+                    if row_cells > XLSX_MAX_COLUMNS:
+                        raise ImportFileError(_("The file is not a readable Excel workbook."))
+
+
+def _tag_aligned_chunks(part) -> Iterator[bytes]:
+    """A part's bytes in pieces of about 64 KiB, each cut before a "<" so that no tag is split.
+
+    Small pieces keep counting cheap: a regular expression's count of a piece's tags briefly
+    holds an object for each.
+    """
+    carried = b""
+    while chunk := part.read(64 * 1024):
+        data = carried + chunk
+        # Names are short: a "<" further back is not carried, and at most one tag a
+        # piece may go uncounted.
+        cut = data.rfind(b"<", max(0, len(data) - 4096))
+        if cut == -1:
+            yield data
+            carried = b""
+        else:
+            yield data[:cut]
+            carried = data[cut:]
+    yield carried
+
+
+def _too_many_lines() -> ImportFileError:
+    return ImportFileError(
+        _("The file has more than %(lines)s rows, counting empty ones; an import takes at most %(max)s.")
+        % {"lines": MAX_IMPORT_LINES, "max": MAX_IMPORT_ROWS}
+    )
+
+
+def _csv_rows(content: bytes) -> Iterator[list[str]]:
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", newline=""))
+    try:
+        yield from reader
+    except UnicodeDecodeError as error:
+        raise ImportFileError(_("The CSV file is not UTF-8 text.")) from error
+    except csv.Error as error:  # A cell past the csv module's own limit.
+        raise ImportFileError(
+            _("Line %(line)s of the CSV file cannot be read: a cell is longer than %(max)s characters.")
+            % {"line": reader.line_num, "max": csv.field_size_limit()}
+        ) from error
 
 
 class ImportRowForm(forms.Form):
@@ -471,6 +654,7 @@ class ImportRowForm(forms.Form):
         super().__init__(data)
         self.fields["team"] = forms.ChoiceField(choices=[(slug, slug) for slug in team_slugs])
         self.fields["external_id"] = forms.CharField(max_length=128)
+        self.fields["owner"] = forms.CharField(max_length=150, required=False)
         for name, form_field in forms.fields_for_model(UseCase, fields=IMPORT_FIELDS).items():
             form_field.required = False
             self.fields[name] = form_field
@@ -516,22 +700,48 @@ def _messages(errors: dict[str, list[ValidationError]]) -> list[str]:
         message if name == NON_FIELD_ERRORS else f"{name}: {message}"
         for name, error_list in errors.items()
         for error in error_list
-        for message in error.messages
+        for message in _quoting_shortened(error).messages
     ]
+
+
+def _quoting_shortened(error: ValidationError) -> ValidationError:
+    # An error can quote the cell (an invalid choice does): the preview shows the start of it.
+    if not getattr(error, "params", None):
+        return error
+    params = {name: shortened(value) if isinstance(value, str) else value for name, value in error.params.items()}
+    return ValidationError(error.message, code=error.code, params=params)
+
+
+def _owners_named(names: set[str], *, teams) -> dict[str, Any]:
+    """The users of these names who are members of one of ``teams``, by username, in one query."""
+    if not names:
+        return {}
+    users = get_user_model().objects.filter(username__in=names, memberships__team__in=teams).distinct()
+    return {user.username: user for user in users}
 
 
 def parse_import(table: list[dict[str, str]], *, user) -> ImportPlan:
     """Type-check every row of a file; rows that pass become bulk rows for the service."""
     teams = {team.slug: team for team in selectors.visible_teams(user=user)}
+    owners = _owners_named({_unguarded(values.get("owner", "")) for values in table} - {""}, teams=list(teams.values()))
     plan = ImportPlan(rows=[])
     for number, values in enumerate(table, start=2):
         row = ImportRow(number=number, values={name: _unguarded(value) for name, value in values.items()})
         plan.rows.append(row)
+        overlong = [name for name, value in values.items() if isinstance(value, OverlongCell)]
+        if overlong:
+            message = _("A cell may hold at most %(max)s characters.") % {"max": settings.IMPORT_MAX_CELL_CHARS}
+            row.errors = [f"{name}: {message}" for name in overlong]
+            continue
         form = ImportRowForm(row.values, team_slugs=teams)
         if not form.is_valid():
             row.errors = _messages(form.errors.as_data())
             continue
         fields = {name: form.cleaned_data[name] for name in IMPORT_FIELDS if row.values.get(name, "") != ""}
+        if form.cleaned_data["owner"]:
+            # An unknown name goes to the service as an unsaved user, refused as an outsider is.
+            name = form.cleaned_data["owner"]
+            fields["owner"] = owners.get(name) or get_user_model()(username=name)
         plan.bulk_rows.append(
             services.BulkRow(
                 team=teams[form.cleaned_data["team"]], external_id=form.cleaned_data["external_id"], fields=fields

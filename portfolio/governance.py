@@ -572,6 +572,17 @@ def _check_evidence_file(file: File | None) -> None:
         )
 
 
+def _delete_evidence_file_on_commit(name: str) -> None:
+    """Delete a replaced or removed evidence file once the change commits.
+
+    A rolled-back change still points at the file, so it stays. The audit trail keeps the
+    name only.
+    """
+    storage = ChecklistItem._meta.get_field("evidence_file").storage
+    # Robust: a storage error is logged, not raised at a caller whose change is saved.
+    transaction.on_commit(lambda: storage.delete(name), robust=True)
+
+
 _UNSET: Any = object()
 
 
@@ -614,6 +625,7 @@ def record_evidence(
         item.evidence_text = text
     if url is not _UNSET:
         item.evidence_url = url
+    previous_file = item.evidence_file.name
     if file is not _UNSET:
         _check_evidence_file(file)
         item.evidence_file = file
@@ -621,6 +633,8 @@ def record_evidence(
         raise ValidationError({"evidence_text": _("Record the evidence (text, link or file) that the item is met.")})
     item.recorded_by, item.recorded_at = by, timezone.now()
     _save(item, by=by, reason="evidence recorded")
+    if previous_file and previous_file != item.evidence_file.name:
+        _delete_evidence_file_on_commit(previous_file)
     if item.status == Status.FAILED and not failed_before:
         webhooks.emit(WebhookEvent.CHECKLIST_ITEM_FAILED, item, item.use_case.team_id)
     return item

@@ -6,7 +6,7 @@ import copy
 import datetime
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -131,11 +131,34 @@ def use_case_detail(*, user: User) -> QuerySet[UseCase]:
 # --- Portfolio figures -----------------------------------------------------------------
 
 
+def rate_or_none(book: PriceBook, source: str, target: str) -> Decimal | None:
+    """The rate in force from ``source`` to ``target``; ``None`` when no rate converts it."""
+    try:
+        return book.rate(source, target).rate
+    except MissingRate:
+        return None
+
+
+def _unconverted(rows: Iterable[dict[str, Any]], *, book: PriceBook, currency: str) -> dict[str, Any]:
+    """How many use cases ``rows`` (a ``count`` per ``currency``) hold in currencies no rate converts to ``currency``."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if rate_or_none(book, row["currency"], currency) is None:
+            counts[row["currency"]] = counts.get(row["currency"], 0) + row["count"]
+    return {"count": sum(counts.values()), "currencies": sorted(counts)}
+
+
 def _in_reporting_currency(rows, *, book: PriceBook, currency: str, sums: Sequence[str]) -> dict:
-    """Fold rows grouped by (key, currency) into totals per key in ``currency``."""
+    """Fold rows grouped by (key, currency) into totals per key in ``currency``.
+
+    Rows in a currency no rate converts are left out: one record must not make the
+    whole answer fail. Callers report them with ``_unconverted``.
+    """
     totals: dict = {}
     for row in rows:
-        rate = book.rate(row["currency"], currency).rate
+        rate = rate_or_none(book, row["currency"], currency)
+        if rate is None:
+            continue
         bucket = totals.setdefault(row["key"], {"count": 0, **{name: Decimal(0) for name in sums}})
         bucket["count"] += row["count"]
         for name in sums:
@@ -163,7 +186,9 @@ def summarise(*, use_cases: QuerySet[UseCase], currency: str, book: PriceBook | 
 
     Aggregated by the database in two reads, use cases by (team, stage, currency) and
     active deployments by (model, currency); the totals, teams and stages are folded from
-    those few hundred groups, then converted at the rates in force.
+    those few hundred groups, then converted at the rates in force. Use cases in a
+    currency no rate converts, and their deployments, are left out of every figure and
+    counted in ``unconverted``.
     """
     book = book or price_book()
     use_cases = use_cases.order_by()
@@ -186,12 +211,14 @@ def summarise(*, use_cases: QuerySet[UseCase], currency: str, book: PriceBook | 
         .values("currency", key=F("deployments__model__key"))
         .annotate(count=Count("deployments"), monthly_cost=Sum("deployments__monthly_cost"))
     )
+    stale = sum(group["stale"] for group in groups if rate_or_none(book, group["currency"], currency) is not None)
     return {
         "currency": currency,
-        "totals": {**total, "stale": sum(group["stale"] for group in groups)},
+        "totals": {**total, "stale": stale},
         "by_team": _in_reporting_currency(keyed("team_slug"), book=book, currency=currency, sums=sums),
         "by_stage": _in_reporting_currency(keyed("stage"), book=book, currency=currency, sums=sums),
         "by_model": _in_reporting_currency(deployments, book=book, currency=currency, sums=["monthly_cost"]),
+        "unconverted": _unconverted(groups, book=book, currency=currency),
     }
 
 
@@ -222,7 +249,9 @@ def what_if(
     """Cost and licence effect of moving every active deployment on one model to another.
 
     Reads only: nothing is saved. A self-hosted deployment moved to a model without
-    open weights is priced as an API deployment with the same traffic.
+    open weights is priced as an API deployment with the same traffic. A use case in a
+    currency no rate converts to ``currency`` is listed, in its own currency, but left
+    out of the totals and counted in ``unconverted``.
     """
     book = book or price_book()
     use_cases = visible_use_cases(user=user)
@@ -241,6 +270,7 @@ def what_if(
     affected: dict[int, dict[str, Any]] = {}
     current_total = projected_total = Decimal(0)
     unpriced = []
+    unconverted: dict[int, str] = {}
     for deployment in deployments:
         use_case = deployment.use_case
         swapped = copy.copy(deployment)
@@ -252,9 +282,12 @@ def what_if(
         if current is None or projected is None:
             unpriced.append(deployment.pk)
             continue
-        rate = book.rate(use_case.currency, currency).rate
-        current_total += current * rate
-        projected_total += projected * rate
+        rate = rate_or_none(book, use_case.currency, currency)
+        if rate is None:
+            unconverted[use_case.pk] = use_case.currency
+        else:
+            current_total += current * rate
+            projected_total += projected * rate
         entry = affected.setdefault(
             use_case.pk,
             {
@@ -285,6 +318,7 @@ def what_if(
         "monthly_savings": costing.quantize_money(current_total - projected_total, currency),
         "affected_use_cases": list(affected.values()),
         "unpriced_deployments": unpriced,
+        "unconverted": {"count": len(unconverted), "currencies": sorted(set(unconverted.values()))},
     }
 
 
@@ -438,15 +472,17 @@ _WIDE_DECIMAL = DecimalField(max_digits=30, decimal_places=6)
 
 
 def _in_currency(field: str, *, currency: str, book: PriceBook) -> Case:
-    """``field`` converted to ``currency`` at the rates in force, so yen and dollars sort together."""
+    """``field`` converted to ``currency`` at the rates in force, so yen and dollars sort together.
+
+    NULL in a currency no rate converts: such use cases sort last, not among the others by their bare number.
+    """
     whens = []
     for source in sorted({currency} | {code for pair in book.exchange_rates for code in pair}):
-        try:
-            rate = book.rate(source, currency).rate
-        except MissingRate:
+        rate = rate_or_none(book, source, currency)
+        if rate is None:
             continue
         whens.append(When(currency=source, then=ExpressionWrapper(F(field) * Value(rate), output_field=_WIDE_DECIMAL)))
-    return Case(*whens, default=F(field), output_field=_WIDE_DECIMAL)
+    return Case(*whens, default=Value(None), output_field=_WIDE_DECIMAL)
 
 
 def list_use_cases(
@@ -495,27 +531,36 @@ def list_use_cases(
     return use_cases.order_by(key, "title", "pk")
 
 
+def unconverted_use_cases(*, use_cases: QuerySet[UseCase], currency: str, book: PriceBook) -> dict[str, Any]:
+    """How many of ``use_cases`` are in a currency no rate in force converts to ``currency``, and which currencies."""
+    rows = use_cases.order_by().values("currency").annotate(count=Count("pk"))
+    return _unconverted(rows, book=book, currency=currency)
+
+
 def portfolio_returns(*, user: User, currency: str, book: PriceBook | None = None) -> dict[str, Any]:
     """Return on investment of the portfolio and of each team, in ``currency``.
 
     Each use case counts its one-time cost and its monthly figures over its own
     horizon; ROI is (total benefit − total cost) / total cost × 100, as for one use case.
+    Use cases in a currency no rate converts are left out and counted in ``unconverted``.
     """
     book = book or price_book()
     horizon_cost = ExpressionWrapper(
         F("one_time_cost") + F("horizon_months") * F("monthly_cost"), output_field=_WIDE_DECIMAL
     )
     horizon_benefit = ExpressionWrapper(F("horizon_months") * F("monthly_benefit"), output_field=_WIDE_DECIMAL)
-    rows = (
+    rows = list(
         visible_use_cases(user=user)
         .order_by()
         .values("team__slug", "team__name", "currency")
-        .annotate(total_cost=Sum(horizon_cost), total_benefit=Sum(horizon_benefit))
+        .annotate(count=Count("pk"), total_cost=Sum(horizon_cost), total_benefit=Sum(horizon_benefit))
     )
     total = {"total_cost": Decimal(0), "total_benefit": Decimal(0)}
     teams: dict[str, dict[str, Any]] = {}
     for row in rows:
-        rate = book.rate(row["currency"], currency).rate
+        rate = rate_or_none(book, row["currency"], currency)
+        if rate is None:
+            continue
         bucket = teams.setdefault(
             row["team__slug"],
             {
@@ -543,6 +588,7 @@ def portfolio_returns(*, user: User, currency: str, book: PriceBook | None = Non
         "currency": currency,
         "totals": finished(total),
         "by_team": [finished(bucket) for bucket in sorted(teams.values(), key=lambda bucket: bucket["name"])],
+        "unconverted": _unconverted(rows, book=book, currency=currency),
     }
 
 
@@ -638,8 +684,9 @@ def break_even(
         )
         api_cost = costs.deployment_cost(api, book, currency=currency).monthly_cost
         threshold = None
-        if self_hosted is not None:
-            in_price_currency = costing.convert(self_hosted, book.rate(currency, price.currency).rate)
+        to_price_currency = rate_or_none(book, currency, price.currency)
+        if self_hosted is not None and to_price_currency is not None:
+            in_price_currency = costing.convert(self_hosted, to_price_currency)
             threshold = costing.break_even_requests(in_price_currency, price.token_price, usage)
         rows.append(
             {
@@ -669,9 +716,8 @@ def portfolio_trend(*, currency: str, limit: int = 90, book: PriceBook | None = 
     book = book or price_book()
     points = []
     for snapshot in reversed(list(portfolio_snapshots()[:limit])):
-        try:
-            rate = book.rate(snapshot.currency, currency).rate
-        except MissingRate:
+        rate = rate_or_none(book, snapshot.currency, currency)
+        if rate is None:
             continue
         points.append(
             {

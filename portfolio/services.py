@@ -14,11 +14,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from portfolio import costs, governance, selectors, tasks, webhooks
 from portfolio.models import (
@@ -83,7 +85,9 @@ def _clean_use_case(use_case: UseCase, *, changed: Iterable[str] | None = None, 
     stored. The external id's uniqueness in its team is checked when it is set, unless
     the caller settles it (``unique=False``).
     """
-    exclude = {"team"}
+    # The owner is left to check_owner (or a bulk write's one query for all rows): a
+    # member of the team is a user that exists.
+    exclude = {"team", "owner"}
     if changed is not None:
         exclude |= {field.name for field in UseCase._meta.fields if field.name not in changed}
     use_case.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
@@ -96,11 +100,46 @@ def _clean_use_case(use_case: UseCase, *, changed: Iterable[str] | None = None, 
                     raise ValidationError({NON_FIELD_ERRORS: error.error_list}) from None
 
 
+# One message for an unknown username and for a user outside the team, so a refusal
+# never tells whether a username exists.
+OWNER_OUTSIDE_TEAM = gettext_lazy("Choose a member of this use case's team.")
+
+
+def check_owner(*, team_id: int, owner: AbstractBaseUser | None) -> None:
+    """Refuse an owner who is not a member of the team (any role).
+
+    An unsaved user stands for a username that matched no one: refused alike.
+    """
+    if owner is None:
+        return
+    if owner.pk is None or not Membership.objects.filter(team_id=team_id, user_id=owner.pk).exists():
+        raise ValidationError({"owner": OWNER_OUTSIDE_TEAM})
+
+
+def _owner_errors(use_cases: Sequence[tuple[str, UseCase]]) -> dict[str, list[str]]:
+    """Row errors of a bulk write for owners outside their use case's team, read in one query."""
+    pairs = {(use_case.team_id, use_case.owner.pk) for _key, use_case in use_cases}
+    user_ids = {user_id for _team_id, user_id in pairs if user_id is not None}
+    members: set[tuple[int, int]] = set()
+    if user_ids:
+        members = set(
+            Membership.objects.filter(
+                team_id__in={team_id for team_id, _user_id in pairs}, user_id__in=user_ids
+            ).values_list("team_id", "user_id")
+        )
+    return {
+        key: [f"owner: {OWNER_OUTSIDE_TEAM}"]
+        for key, use_case in use_cases
+        if (use_case.team_id, use_case.owner.pk) not in members
+    }
+
+
 @transaction.atomic
 def create_use_case(*, team: Team, title: str, **fields: Any) -> UseCase:
     use_case = UseCase(team=team, title=title, needs_recompute=True)
     _assign(use_case, fields)
     _clean_use_case(use_case)
+    check_owner(team_id=team.pk, owner=use_case.owner)
     use_case.save()
     if governance.moves_into_gate(previous_stage=None, stage=use_case.stage):
         governance.enforce_gate(use_case=use_case)
@@ -126,6 +165,9 @@ def update_use_case(*, use_case: UseCase, expected_version: int | None = None, *
     previous_stage = use_case.stage
     _assign(use_case, fields)
     _clean_use_case(use_case, changed=fields)
+    if "owner" in fields or "team" in fields:
+        # A move to another team keeps the owner only when they are a member there too.
+        check_owner(team_id=use_case.team_id, owner=use_case.owner)
     use_case.needs_recompute = True
     use_case.version = current_version + 1
     # Only the inputs: the computed figures belong to the recompute, which may have
@@ -196,6 +238,7 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
     errors: dict[str, Any] = {}
     gated: dict[str, UseCase] = {}
     moved: list[tuple[UseCase, str]] = []  # Updated rows whose stage changed, with their previous stage.
+    owned: list[tuple[str, UseCase]] = []  # Rows that set an owner, checked together below.
     seen: set[tuple[int, str]] = set()
     for index, row in enumerate(rows):
         key = (row.team.pk, row.external_id)
@@ -223,6 +266,8 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
                 for message in messages
             ]
             continue
+        if row.fields.get("owner") is not None:
+            owned.append((str(index), use_case))
         if created:
             result.created.append(use_case)
         else:
@@ -232,6 +277,7 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
             gated[str(index)] = use_case
         if not created and use_case.stage != previous_stage:
             moved.append((use_case, previous_stage))
+    errors.update(_owner_errors(owned))
     if errors:
         raise ValidationError(errors)
     if dry_run:
@@ -558,9 +604,11 @@ def _recompute_chunk_python(use_case_ids: list[int], *, book: PriceBook, reason:
         figures = costs.use_case_figures(use_case, deployments, book, annual_rate=annual_rate)
         for deployment in deployments:
             cost = figures.deployment_costs[deployment.pk]
-            if deployment.monthly_cost != cost or deployment.computed_at is None:
+            # A cost that cannot be priced (no price, GPU rate or exchange rate) stays
+            # uncomputed; the reason is in the snapshot's breakdown.
+            if deployment.monthly_cost != cost or (deployment.computed_at is None) != (cost is None):
                 deployment.monthly_cost = cost
-                deployment.computed_at = now
+                deployment.computed_at = None if cost is None else now
                 changed_deployments.append(deployment)
         new_fields = figures.as_fields()
         previous_cost = use_case.monthly_cost
@@ -643,9 +691,12 @@ WITH prices AS (
     SELECT h.deployment_id, d.use_case_id, d.status, u.places, NULL, NULL, NULL, NULL, h.cost, h.line
     FROM hosted h JOIN {Deployment._meta.db_table} d ON d.id = h.deployment_id JOIN use_cases u ON u.id = d.use_case_id
 ), deployments_written AS (
-    UPDATE {Deployment._meta.db_table} d SET monthly_cost = round(c.cost, c.places), computed_at = %(now)s
+    -- A cost that cannot be priced stays uncomputed, as in Python.
+    UPDATE {Deployment._meta.db_table} d
+    SET monthly_cost = round(c.cost, c.places), computed_at = CASE WHEN c.cost IS NULL THEN NULL ELSE %(now)s END
     FROM costs c
-    WHERE d.id = c.id AND (d.monthly_cost IS DISTINCT FROM round(c.cost, c.places) OR d.computed_at IS NULL)
+    WHERE d.id = c.id
+      AND (d.monthly_cost IS DISTINCT FROM round(c.cost, c.places) OR (d.computed_at IS NULL) <> (c.cost IS NULL))
 ), per_use_case AS (
     -- Only active deployments count towards the use case; unpriced ones count nothing.
     SELECT use_case_id, sum(cost) FILTER (WHERE status = %(active)s) AS cost FROM costs GROUP BY use_case_id
@@ -779,8 +830,9 @@ def _chunk_prices_and_rates(
         for target in sorted(currencies - {source}):
             try:
                 rate = book.rate(source, target)
-            except MissingRate as error:
-                rates.append({"source": source, "target": target, "id": None, "rate": None, "error": str(error)})
+            except MissingRate:
+                error = costs.no_rate_message(source, target, book.on)
+                rates.append({"source": source, "target": target, "id": None, "rate": None, "error": error})
             else:
                 rates.append({"source": source, "target": target, "id": rate.id, "rate": str(rate.rate), "error": None})
     return prices, rates
@@ -1073,3 +1125,32 @@ def remove_member(*, membership: Membership) -> None:
     _lock_team(membership.team_id)
     _refuse_losing_the_last_lead(membership)
     membership.delete()
+
+
+# --- Import previews -----------------------------------------------------------------------
+
+# Where the web import keeps an uploaded file between its preview and its confirmation.
+IMPORT_PREVIEWS = "imports"
+
+
+def delete_stale_import_previews() -> int:
+    """Delete uploaded import files older than ``IMPORT_PREVIEW_MAX_AGE_SECONDS``; returns how many.
+
+    Their previews can no longer be confirmed: the signed token expires at the same age.
+    """
+    cutoff = timezone.now() - datetime.timedelta(seconds=settings.IMPORT_PREVIEW_MAX_AGE_SECONDS)
+    try:
+        _directories, names = default_storage.listdir(IMPORT_PREVIEWS)
+    except FileNotFoundError:  # Nothing was ever uploaded.
+        return 0
+    deleted = 0
+    for name in names:
+        path = f"{IMPORT_PREVIEWS}/{name}"
+        try:
+            if default_storage.get_modified_time(path) >= cutoff:
+                continue
+            default_storage.delete(path)
+        except FileNotFoundError:  # Confirmed (and deleted) since the listing.
+            continue
+        deleted += 1
+    return deleted

@@ -73,6 +73,12 @@ def sweep_webhook_deliveries() -> int:
     return webhooks.requeue_due_deliveries()
 
 
+@shared_task(**RETRY)
+def sweep_import_previews() -> int:
+    """Delete uploaded import files whose preview expired unconfirmed."""
+    return services.delete_stale_import_previews()
+
+
 @worker_ready.connect
 def sweep_on_worker_start(sender, **kwargs) -> None:
     # Whatever changed while no worker was running is picked up at once.

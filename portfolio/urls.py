@@ -20,6 +20,11 @@ urlpatterns = [
     path("use-cases/<int:use_case_pk>/pocs/new/", views.ProofOfConceptCreateView.as_view(), name="poc-create"),
     path("pocs/<int:pk>/edit/", views.ProofOfConceptUpdateView.as_view(), name="poc-update"),
     path("checklist-items/<int:pk>/evidence/", views.ChecklistEvidenceView.as_view(), name="checklistitem-evidence"),
+    path(
+        "checklist-items/<int:pk>/evidence-file/",
+        views.ChecklistEvidenceFileView.as_view(),
+        name="checklistitem-evidence-file",
+    ),
     path("checklist-items/<int:pk>/waive/", views.ChecklistWaiveView.as_view(), name="checklistitem-waive"),
     path("dashboard/", views.DashboardView.as_view(), name="dashboard"),
     path("dashboard/what-if/", views.WhatIfView.as_view(), name="whatif-run"),

@@ -20,22 +20,23 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views import View
 from django.views.generic import CreateView, ListView, TemplateView, UpdateView
 from openpyxl import Workbook
 
 from portfolio import forms, governance, selectors, services
 from portfolio.models import ChecklistItem, GovernanceFramework, RecomputeJob, UseCase
+from pricing import costing
 from pricing import selectors as pricing_selectors
 
 IMPORT_SALT = "portfolio.views.import"
-IMPORT_MAX_AGE = 60 * 60  # Seconds between the preview and its confirmation.
 
 
 def is_htmx(request) -> bool:
@@ -64,13 +65,14 @@ def home(request):
 
 
 def filtered_use_cases(request):
-    """The list page's filter form and the use cases it selects."""
+    """The list page's filter form, the use cases it selects, and the rates in force that convert them."""
     form = forms.UseCaseFilterForm(request.GET, user=request.user)
     form.is_valid()
+    book = pricing_selectors.price_book(model_ids=())  # Exchange rates only: nothing here is priced.
     use_cases = selectors.list_use_cases(
-        user=request.user, currency=settings.REPORTING_CURRENCY, **form.selector_arguments()
+        user=request.user, currency=settings.REPORTING_CURRENCY, book=book, **form.selector_arguments()
     )
-    return form, use_cases
+    return form, use_cases, book
 
 
 class UseCaseListView(LoginRequiredMixin, ListView):
@@ -79,7 +81,7 @@ class UseCaseListView(LoginRequiredMixin, ListView):
     paginate_by = 25
 
     def get_queryset(self):
-        self.filter_form, use_cases = filtered_use_cases(self.request)
+        self.filter_form, use_cases, self.book = filtered_use_cases(self.request)
         return use_cases
 
     def get_template_names(self):
@@ -93,6 +95,10 @@ class UseCaseListView(LoginRequiredMixin, ListView):
             filter_form=self.filter_form,
             export_query=query.urlencode(),
             can_create=selectors.visible_teams(user=self.request.user).exists(),
+            reporting_currency=settings.REPORTING_CURRENCY,
+            unconverted=selectors.unconverted_use_cases(
+                use_cases=self.object_list, currency=settings.REPORTING_CURRENCY, book=self.book
+            ),
             **kwargs,
         )
 
@@ -147,11 +153,18 @@ def render_use_case(request, use_case: UseCase, *, status: int = 200, **extra):
         .filter(use_case=use_case)
         .order_by("template__category", "template__position", "template__code")
     )
+    cost_history = list(selectors.cost_history(use_case=use_case))
+    deployments = list(use_case.deployments.all())
+    # Why a cost could not be priced, from the latest recompute's breakdown.
+    breakdown = cost_history[0].breakdown if cost_history else []
+    reasons = {line.get("deployment_id"): line["error"] for line in breakdown if "error" in line}
+    for deployment in deployments:
+        deployment.cost_unavailable = reasons.get(deployment.pk, "") if deployment.monthly_cost is None else ""
     context = {
         "use_case": use_case,
-        "deployments": list(use_case.deployments.all()),
+        "deployments": deployments,
         "pocs": list(use_case.pocs.all()),
-        "cost_history": list(selectors.cost_history(use_case=use_case)),
+        "cost_history": cost_history,
         "frameworks": [
             GovernanceFramework(value).label for value in use_case.frameworks if value in GovernanceFramework.values
         ],
@@ -240,6 +253,20 @@ class ChecklistEvidenceView(LoginRequiredMixin, View):
         else:
             messages.success(request, _("Evidence recorded on “%(item)s”.") % {"item": item.template.title})
         return redirect(use_case_url(item.use_case_id, f"item-{item.pk}"))
+
+
+class ChecklistEvidenceFileView(LoginRequiredMixin, View):
+    """An item's evidence file, as an attachment: to its team and managers only, as the item."""
+
+    def get(self, request, pk):
+        item = _checklist_item(request, pk)
+        if not item.evidence_file:
+            raise Http404
+        try:
+            handle = item.evidence_file.open("rb")
+        except FileNotFoundError:
+            raise Http404 from None
+        return FileResponse(handle, as_attachment=True, filename=PurePath(item.evidence_file.name).name)
 
 
 class ChecklistWaiveView(ManagerRequiredMixin, View):
@@ -393,6 +420,7 @@ class DashboardView(ManagerRequiredMixin, TemplateView):
             currencies=currencies,
             summary=summary,
             totals=summary["totals"],
+            unconverted=summary["unconverted"],
             compliance=summary.get("compliance"),
             returns=returns,
             stages=stages,
@@ -470,11 +498,51 @@ class RecomputeProgressView(ManagerRequiredMixin, View):
 def export_row(use_case: UseCase) -> list:
     row = []
     for name in forms.EXPORT_COLUMNS:
-        value = use_case.team.slug if name == "team" else getattr(use_case, name)
+        if name == "team":
+            value = use_case.team.slug
+        elif name == "owner":
+            value = use_case.owner.username if use_case.owner_id else None
+        else:
+            value = getattr(use_case, name)
         if isinstance(value, str):
             value = forms.guarded(value)
         row.append("" if value is None else value)
     return row
+
+
+# Each figure in the reporting currency, after the use case's own columns.
+CONVERTED_EXPORT_FIGURES = ["monthly_cost", "monthly_benefit", "npv"]
+
+
+def export_header() -> list[str]:
+    return [
+        *forms.EXPORT_COLUMNS,
+        "reporting_currency",
+        *(f"{name}_converted" for name in CONVERTED_EXPORT_FIGURES),
+    ]
+
+
+def converted_columns(use_case: UseCase, *, currency: str, book: pricing_selectors.PriceBook) -> list:
+    """The use case's figures in ``currency``; "no rate" where no rate in force converts its currency."""
+    rate = selectors.rate_or_none(book, use_case.currency, currency)
+    values = []
+    for name in CONVERTED_EXPORT_FIGURES:
+        value = getattr(use_case, name)
+        if rate is None:
+            values.append(_("no rate"))
+        else:
+            values.append("" if value is None else costing.quantize_money(value * rate, currency))
+    return [currency, *values]
+
+
+def unconverted_warning(count: int, *, currency: str, currencies: list[str]) -> str:
+    return ngettext(
+        "%(count)s use case has no exchange rate in force to %(currency)s (%(currencies)s): its converted "
+        "figures read “no rate”, and portfolio totals leave it out.",
+        "%(count)s use cases have no exchange rate in force to %(currency)s (%(currencies)s): their converted "
+        "figures read “no rate”, and portfolio totals leave them out.",
+        count,
+    ) % {"count": count, "currency": currency, "currencies": ", ".join(currencies)}
 
 
 class Echo:
@@ -490,9 +558,13 @@ class UseCaseExportView(LoginRequiredMixin, View):
     def get(self, request, fmt):
         if fmt not in ("csv", "xlsx"):
             raise Http404
-        _form, use_cases = filtered_use_cases(request)
+        _form, use_cases, book = filtered_use_cases(request)
+        currency = settings.REPORTING_CURRENCY
         filename = f"use-cases-{timezone.localdate().isoformat()}.{fmt}"
-        rows = (export_row(use_case) for use_case in use_cases.iterator(chunk_size=2000))
+        rows = (
+            export_row(use_case) + converted_columns(use_case, currency=currency, book=book)
+            for use_case in use_cases.iterator(chunk_size=2000)
+        )
         if fmt == "csv":
             writer = csv.writer(Echo())
             lines = (writer.writerow(row) for row in _with_header(rows))
@@ -502,6 +574,13 @@ class UseCaseExportView(LoginRequiredMixin, View):
             sheet = workbook.create_sheet(_("Use cases"))
             for row in _with_header(rows):
                 sheet.append(row)
+            # The data sheet comes first, so the file imports back; the warning is a sheet of its own.
+            unconverted = selectors.unconverted_use_cases(use_cases=use_cases, currency=currency, book=book)
+            if unconverted["count"]:
+                notes = workbook.create_sheet(_("Warnings"))
+                notes.append(
+                    [unconverted_warning(unconverted["count"], currency=currency, currencies=unconverted["currencies"])]
+                )
             buffer = io.BytesIO()
             workbook.save(buffer)
             response = HttpResponse(
@@ -513,7 +592,7 @@ class UseCaseExportView(LoginRequiredMixin, View):
 
 
 def _with_header(rows):
-    yield forms.EXPORT_COLUMNS
+    yield export_header()
     yield from rows
 
 
@@ -547,7 +626,8 @@ class UseCaseImportView(LoginRequiredMixin, View):
         if not plan.has_errors:
             # Kept for the confirmation; the signed token names it and who uploaded it.
             name = default_storage.save(
-                f"imports/{uuid.uuid4().hex}{PurePath(upload.name).suffix.lower()}", ContentFile(content)
+                f"{services.IMPORT_PREVIEWS}/{uuid.uuid4().hex}{PurePath(upload.name).suffix.lower()}",
+                ContentFile(content),
             )
             token = signing.dumps({"name": name, "user": request.user.pk}, salt=IMPORT_SALT)
         return render(
@@ -579,8 +659,10 @@ class UseCaseImportConfirmView(LoginRequiredMixin, View):
         try:
             if not form.is_valid():
                 raise signing.BadSignature
-            data = signing.loads(form.cleaned_data["token"], salt=IMPORT_SALT, max_age=IMPORT_MAX_AGE)
-            if data["user"] != request.user.pk or not data["name"].startswith("imports/"):
+            data = signing.loads(
+                form.cleaned_data["token"], salt=IMPORT_SALT, max_age=settings.IMPORT_PREVIEW_MAX_AGE_SECONDS
+            )
+            if data["user"] != request.user.pk or not data["name"].startswith(f"{services.IMPORT_PREVIEWS}/"):
                 raise signing.BadSignature
             with default_storage.open(data["name"], "rb") as stored:
                 content = stored.read()
@@ -588,7 +670,14 @@ class UseCaseImportConfirmView(LoginRequiredMixin, View):
             messages.error(request, _("This preview has expired or was already imported. Upload the file again."))
             return redirect("portfolio:usecase-import")
         name = data["name"]
-        plan = preview(forms.parse_import(forms.read_table(content, filename=name), user=request.user))
+        try:
+            table = forms.read_table(content, filename=name)
+        except forms.ImportFileError as error:
+            # The limits may have been lowered since the preview: the file is refused as on upload.
+            default_storage.delete(name)
+            messages.error(request, str(error))
+            return redirect("portfolio:usecase-import")
+        plan = preview(forms.parse_import(table, user=request.user))
         if not plan.has_errors:
             try:
                 result = services.bulk_upsert_use_cases(rows=plan.bulk_rows)

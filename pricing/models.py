@@ -1,14 +1,38 @@
+from django import forms
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-currency_validator = RegexValidator(r"^[A-Z]{3}$", _("Use a three-letter ISO 4217 code such as USD or JPY."))
+from pricing.currencies import ISO_4217_CODES, normalise_currency
 
 
-def currency_field(**kwargs) -> models.CharField:
-    return models.CharField(_("currency"), max_length=3, default="USD", validators=[currency_validator], **kwargs)
+def currency_validator(value: str) -> None:
+    """Accept an active ISO 4217 code, upper case: a made-up code has no exchange rate anywhere."""
+    if value not in ISO_4217_CODES:
+        raise ValidationError(
+            _("Not an ISO 4217 currency code: use one such as USD, EUR or JPY."), code="invalid_currency"
+        )
+
+
+class CurrencyFormField(forms.CharField):
+    """A currency code as typed: ``usd`` is read as USD."""
+
+    def to_python(self, value):
+        return normalise_currency(super().to_python(value))
+
+
+class CurrencyField(models.CharField):
+    """An ISO 4217 code. Forms (admin and imports too) upper-case what is typed."""
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": CurrencyFormField, **kwargs})
+
+
+def currency_field(**kwargs) -> CurrencyField:
+    return CurrencyField(_("currency"), max_length=3, default="USD", validators=[currency_validator], **kwargs)
 
 
 def per_million_price_field(verbose_name, **kwargs) -> models.DecimalField:
@@ -162,7 +186,7 @@ class ExchangeRate(models.Model):
     """``rate`` units of ``quote`` buy one unit of ``base``, from ``as_of`` on."""
 
     base = currency_field()
-    quote = models.CharField(_("quote currency"), max_length=3, validators=[currency_validator])
+    quote = CurrencyField(_("quote currency"), max_length=3, validators=[currency_validator])
     rate = models.DecimalField(_("rate"), max_digits=18, decimal_places=8, validators=[MinValueValidator(0)])
     as_of = models.DateField(_("as of"))
     source = models.CharField(_("source"), max_length=200, blank=True)

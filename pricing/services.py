@@ -18,6 +18,7 @@ from simple_history.utils import bulk_create_with_history
 from portfolio import services as portfolio_services
 from portfolio import webhooks
 from portfolio.models import Team, WebhookEvent
+from pricing.currencies import normalise_currency
 from pricing.models import (
     ExchangeRate,
     GpuRate,
@@ -220,10 +221,10 @@ def _currency(entry: dict, default: str) -> str:
     try:
         if not isinstance(value, str):
             raise ValidationError("not a string")
-        currency_validator(value)
+        currency_validator(normalise_currency(value))
     except ValidationError:
         raise _Skip(f"currency {value!r} is not a three-letter ISO 4217 code such as USD") from None
-    return value
+    return normalise_currency(value)
 
 
 def _source_url(entry: dict, default: str) -> str:

@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import translation
 
+from config.api import TokenAuthentication
 from pricing.models import LanguageModel
 from tests.factories import MembershipFactory, TeamFactory, UserFactory, make_manager
 
@@ -57,6 +58,7 @@ def pytest_terminal_summary(terminalreporter):
 def fresh_throttles():
     # API throttles count in the cache: each test starts with a full allowance.
     cache.clear()
+    TokenAuthentication.refused_addresses.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ MANIFEST_STORAGE = {
 
 
 @pytest.fixture
-def collected(tmp_path, settings):
+def collected(tmp_path):
     """Static files collected into a fresh STATIC_ROOT with the production storage."""
     vendor = ROOT / "static" / "vendor"
     if not (vendor / "chart.umd.min.js").exists():
@@ -47,9 +47,10 @@ def test_collectstatic_with_the_production_storage_succeeds(collected):
         assert f'"{name}"' in manifest
 
 
-def test_pages_render_with_hashed_static_names(collected, client, settings):
-    settings.DEBUG = False
-    response = client.get("/accounts/login/")
+def test_pages_render_with_hashed_static_names(collected, client):
+    # Not the ``settings`` fixture: its restore would bring back the overridden STORAGES.
+    with override_settings(DEBUG=False):
+        response = client.get("/accounts/login/")
     assert response.status_code == 200
     references = re.findall(r'(?:href|src)="(/static/[^"]+)"', response.content.decode())
     assert references

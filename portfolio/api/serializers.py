@@ -112,16 +112,46 @@ class FrameworksField(serializers.ListField):
         return frameworks
 
 
+class OwnerField(serializers.SlugRelatedField):
+    """A use case's owner by username.
+
+    Whether the user may own it (a member of its team) is the service's check, which
+    answers an unknown username and an outsider with one message. So an unknown name is
+    not refused here, where its error would tell the two apart: it reaches the service as
+    an unsaved user, which the check refuses.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="username", queryset=get_user_model().objects.none(), **kwargs)
+
+    def get_queryset(self):
+        # Only a member of one of the caller's teams can own a use case the caller writes.
+        request = self.context.get("request")
+        if request is None:
+            return get_user_model().objects.none()
+        teams = selectors.visible_teams(user=request.user)
+        return get_user_model().objects.filter(memberships__team__in=teams).distinct()
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        # A bulk request names owners on up to a thousand rows: in a list, the candidates
+        # are read once, in one query (the field lives as long as its serializer).
+        if "_found" not in self.__dict__:
+            in_list = isinstance(getattr(self.parent, "parent", None), serializers.ListSerializer)
+            self._found = {user.username: user for user in self.get_queryset()} if in_list else None
+        if self._found is not None:
+            user = self._found.get(data)
+        else:
+            user = self.get_queryset().filter(username=data).first()
+        return user if user is not None else get_user_model()(username=data)
+
+
 class UseCaseSerializer(ModelSerializer):
     """A use case; ``team`` is a slug, set on creation only. Computed figures are read-only."""
 
     team = VisibleTeamField()
-    owner = serializers.SlugRelatedField(
-        slug_field="username",
-        required=False,
-        allow_null=True,
-        queryset=get_user_model().objects.all(),
-    )
+    owner = OwnerField(required=False, allow_null=True)
     frameworks = FrameworksField(required=False)
 
     class Meta:
@@ -309,7 +339,7 @@ class BulkUpsertResultSerializer(serializers.Serializer):
 
 
 class SummaryGroupSerializer(serializers.Serializer):
-    count = serializers.IntegerField(help_text="Use cases.")
+    count = serializers.IntegerField(help_text="Use cases, but for those in ``unconverted``.")
     monthly_cost = money()
     monthly_benefit = money()
     npv = money()
@@ -332,12 +362,22 @@ class ComplianceSummarySerializer(serializers.Serializer):
     waived_items_by_category = serializers.DictField(child=serializers.IntegerField())
 
 
+class UnconvertedSerializer(serializers.Serializer):
+    count = serializers.IntegerField(
+        help_text="Use cases left out of the figures: no exchange rate in force converts their currency."
+    )
+    currencies = serializers.ListField(child=serializers.CharField(), help_text="Their currencies.")
+
+
 class PortfolioSummarySerializer(serializers.Serializer):
     currency = serializers.CharField()
     totals = SummaryTotalsSerializer()
     by_team = serializers.DictField(child=SummaryGroupSerializer(), help_text="By team slug.")
     by_stage = serializers.DictField(child=SummaryGroupSerializer())
     by_model = serializers.DictField(child=SummaryModelSerializer(), help_text="Active deployments by model key.")
+    unconverted = UnconvertedSerializer(
+        help_text="Use cases (with their deployments) in no figure above, for want of an exchange rate."
+    )
     compliance = ComplianceSummarySerializer()
 
 
@@ -369,6 +409,9 @@ class WhatIfResultSerializer(serializers.Serializer):
     affected_use_cases = WhatIfUseCaseSerializer(many=True)
     unpriced_deployments = serializers.ListField(
         child=serializers.IntegerField(), help_text="Ids of deployments no price in force covers, left out."
+    )
+    unconverted = UnconvertedSerializer(
+        help_text="Use cases listed in their own currency but left out of the totals, for want of an exchange rate."
     )
 
 

@@ -31,6 +31,7 @@ from config.api import (
     etag_of,
 )
 from config.permissions import IsManagerOrReadOnly, IsPortfolioManager, IsTeamLeadOrReadOnly, ManagesWebhooks
+from config.serializers import CurrencyField
 from portfolio import governance, selectors, services, webhooks
 from portfolio.api.serializers import (
     MAX_BULK_ROWS,
@@ -413,7 +414,7 @@ class CostSnapshotViewSet(ListFiltersMixin, ETagMixin, viewsets.ReadOnlyModelVie
 
 
 class CurrencySerializer(serializers.Serializer):
-    currency = serializers.CharField(required=False, validators=[currency_validator], max_length=3)
+    currency = CurrencyField(required=False, validators=[currency_validator], max_length=3)
 
 
 class PortfolioSummaryView(APIView):
@@ -421,7 +422,9 @@ class PortfolioSummaryView(APIView):
 
     @extend_schema(parameters=[CurrencySerializer], responses=PortfolioSummarySerializer)
     def get(self, request):
-        params = CurrencySerializer(data=request.query_params)
+        # A plain dict, not the QueryDict: REST framework reads a form's empty "currency=" as
+        # absent, where the schema refuses it.
+        params = CurrencySerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         currency = params.validated_data.get("currency", settings.REPORTING_CURRENCY)
         return Response(decimals_as_strings(selectors.portfolio_summary(user=request.user, currency=currency)))
@@ -458,6 +461,8 @@ class ObtainTokenView(ObtainAuthToken):
 
     # Per address too: the lockout counts per username, so spraying many names is throttled here.
     throttle_classes = [AnonRateThrottle]
+    # REST framework's view names its own parsers; these refuse deep nesting and NULs alike.
+    parser_classes = [FormParser, MultiPartParser, JSONParser]
 
     def get_serializer_context(self):
         # Authenticate with Django's request: django-axes flags a lockout on it, and its

@@ -98,7 +98,7 @@ def test_member_cannot_create_in_another_team(member, other_team):
         ({"title": "ok", "hourly_rate": "abc"}, "hourly_rate"),
         ({"title": "ok", "horizon_months": 0}, "horizon_months"),
         ({"title": "ok", "stage": "launched"}, "stage"),
-        ({"title": "ok", "currency": "usd"}, "currency"),
+        ({"title": "ok", "currency": "BTC"}, "currency"),
         ({"title": "ok", "external_id": "has space"}, "external_id"),
         ({"title": "ok", "monthly_cost": "1"}, None),
     ],
@@ -590,15 +590,15 @@ def test_summary_of_extreme_figures_at_an_extreme_rate_is_still_an_answer(manage
     )
     created = api(manager).post(
         "/api/v1/exchange-rates/",
-        {"base": "USD", "quote": "ABC", "rate": "9999999.99999999", "as_of": "2024-01-01"},
+        {"base": "USD", "quote": "IRR", "rate": "9999999.99999999", "as_of": "2024-01-01"},
         format="json",
     )
     too_big = api(manager).post(
         "/api/v1/exchange-rates/",
-        {"base": "USD", "quote": "ABD", "rate": "99999999", "as_of": "2024-01-01"},
+        {"base": "USD", "quote": "VND", "rate": "99999999", "as_of": "2024-01-01"},
         format="json",
     )
-    summary = api(manager).get("/api/v1/portfolio/summary/", {"currency": "ABC"})
+    summary = api(manager).get("/api/v1/portfolio/summary/", {"currency": "IRR"})
     assert (created.status_code, too_big.status_code, summary.status_code) == (201, 400, 200)
     assert Decimal(summary.json()["totals"]["monthly_cost"]) > Decimal("1E+25")
 

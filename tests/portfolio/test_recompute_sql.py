@@ -49,7 +49,8 @@ def money(rng: random.Random, high: int, places: int = 2) -> Decimal:
 
 
 def make_catalogue(rng: random.Random, teams):
-    """Models with public prices, contract prices in USD and JPY, one model with no price, GPU rates."""
+    """Models with public prices (some in CHF, which no rate converts), contract prices in USD and JPY,
+    one model with no price, GPU rates."""
     open_models = list(LanguageModel.objects.filter(open_weights=True, prices__isnull=False).distinct())
     models = []
     for n in range(4):
@@ -59,7 +60,7 @@ def make_catalogue(rng: random.Random, teams):
             input_per_million=money(rng, 30, 6),
             output_per_million=money(rng, 90, 6),
             cached_input_per_million=rng.choice([None, money(rng, 3, 6)]),
-            currency=rng.choice(["USD", "USD", "JPY"]),
+            currency=rng.choice(["USD", "USD", "JPY", "CHF"]),
             effective_from=START,
         )
         models.append(model)
@@ -89,7 +90,7 @@ def make_catalogue(rng: random.Random, teams):
 
 
 def make_use_case(rng: random.Random, team, models, unpriced, profiles):
-    currency = rng.choice(["USD", "JPY"])
+    currency = rng.choice(["USD", "JPY", "USD", "JPY", "CHF"])  # No rate converts CHF.
     scale = 150 if currency == "JPY" else 1
     use_case = UseCaseFactory(
         team=team,
@@ -156,6 +157,11 @@ def assert_stored(expected):
         assert use_case.needs_recompute is False and use_case.computed_at is not None
         stored = dict(Deployment.objects.filter(use_case=use_case).values_list("pk", "monthly_cost"))
         assert stored == figures.deployment_costs, use_case.pk
+        # A cost that cannot be priced is not passed off as computed.
+        uncomputed = set(
+            Deployment.objects.filter(use_case=use_case, computed_at__isnull=True).values_list("pk", flat=True)
+        )
+        assert uncomputed == {pk for pk, cost in figures.deployment_costs.items() if cost is None}, use_case.pk
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -477,7 +477,7 @@ def test_change_role_refuses_an_unknown_role(team):
 
 
 def test_bulk_upsert_writes_every_kind_of_field_with_versions_and_history(team, other_team):
-    owner = UserFactory(username="owner")
+    owner = MembershipFactory(team=team, user=UserFactory(username="owner")).user
     existing = UseCaseFactory(team=team, external_id="a", title="Old", frameworks=["eu_ai_act"])
     UseCase.objects.filter(pk=existing.pk).update(needs_recompute=False)
     rows = [

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from openpyxl import Workbook, load_workbook
 
-from portfolio import governance, services
+from portfolio import forms, governance, services
 from portfolio.management.commands.seed_demo import TEAMS, USE_CASES
 from portfolio.models import ChecklistItem, Deployment, ProofOfConcept, RecomputeJob, Team, UseCase
 from pricing.models import LanguageModel
@@ -279,7 +279,7 @@ def test_create_use_case_offers_only_my_teams_and_ungated_stages(member, team, o
 def test_create_use_case_shows_validation_errors_and_saves_nothing(member, team):
     response = logged_in(member).post(
         reverse("portfolio:usecase-create"),
-        use_case_form_data(team=team.pk, title="", hourly_rate="-5", horizon_months="900", currency="usd"),
+        use_case_form_data(team=team.pk, title="", hourly_rate="-5", horizon_months="900", currency="BTC"),
     )
     assert response.status_code == 200
     errors = response.context["form"].errors
@@ -876,3 +876,16 @@ def test_the_use_case_page_runs_a_constant_number_of_queries(member, team, gpt4o
     recomputed(use_case)
     with django_assert_max_num_queries(small):
         client.get(url)
+
+
+def test_confirming_a_preview_the_lowered_limits_now_refuse_is_a_form_error(member, team, media, monkeypatch):
+    upload = csv_upload([["team", "external_id", "title"], ["support", "new-1", "Brand new"]])
+    client = logged_in(member)
+    preview = client.post(reverse("portfolio:usecase-import"), {"file": upload})
+    token = preview.context["confirm_form"].initial["token"]
+    monkeypatch.setattr(forms, "MAX_IMPORT_LINES", 1)  # Lowered between the preview and the confirmation.
+    confirmed = client.post(reverse("portfolio:usecase-import-confirm"), {"token": token}, follow=True)
+    assert confirmed.redirect_chain[-1][0] == reverse("portfolio:usecase-import")
+    assert "rows, counting empty ones" in html(confirmed)
+    assert not UseCase.objects.filter(external_id="new-1").exists()
+    assert not list((media / "imports").iterdir())

@@ -169,7 +169,7 @@ def test_unchanged_prices_add_no_rows(gpt4o):
         ("m", entry(output_cost_per_token=2.0), "output_cost_per_token is too large"),
         ("m", entry(effective_from="15/01/2026"), "effective_from '15/01/2026' is not an ISO date (YYYY-MM-DD)"),
         ("m", entry(effective_from=20260115), "effective_from 20260115 is not an ISO date (YYYY-MM-DD)"),
-        ("m", entry(currency="usd"), "currency 'usd' is not a three-letter ISO 4217 code such as USD"),
+        ("m", entry(currency="BTC"), "currency 'BTC' is not a three-letter ISO 4217 code such as USD"),
         ("m", entry(currency="DOLLAR"), "currency 'DOLLAR' is not a three-letter ISO 4217 code such as USD"),
         ("m", entry(licence="WTFPL"), "unknown licence 'WTFPL'"),
         ("m", entry(team="nobody"), "unknown team 'nobody'"),
