@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from portfolio import governance, services, webhooks
+from portfolio import events, governance, services, webhooks
 from portfolio.models import (
     SELECTABLE_FRAMEWORKS,
     ChecklistItem,
@@ -77,7 +77,7 @@ class ProofOfConceptInline(admin.StackedInline):
 
 
 def announce_deployment(deployment: Deployment, action: str) -> None:
-    webhooks.emit(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action=action)
+    events.record(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action=action)
 
 
 class RecomputeOnSaveMixin:
@@ -195,11 +195,11 @@ class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
         previous_stage = form.initial.get("stage") if change else None
         super().save_model(request, obj, form, change)
         if not change:
-            webhooks.emit(WebhookEvent.USE_CASE_CREATED, obj, obj.team_id)
+            events.record(WebhookEvent.USE_CASE_CREATED, obj, obj.team_id)
             return
-        webhooks.emit(WebhookEvent.USE_CASE_UPDATED, obj, obj.team_id)
+        events.record(WebhookEvent.USE_CASE_UPDATED, obj, obj.team_id)
         if obj.stage != previous_stage:
-            webhooks.emit(WebhookEvent.USE_CASE_STAGE_CHANGED, obj, obj.team_id, previous_stage=previous_stage)
+            events.record(WebhookEvent.USE_CASE_STAGE_CHANGED, obj, obj.team_id, previous_stage=previous_stage)
 
     @admin.action(description="Recompute cost and ROI")
     def recompute(self, request, queryset):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from portfolio import costs, selectors, webhooks
+from portfolio import costs, events, selectors
 from portfolio.models import (
     ChecklistItem,
     ChecklistTemplate,
@@ -391,7 +391,7 @@ def _evaluate_chunk(
     if changed_use_cases:
         UseCase.objects.bulk_update(changed_use_cases, ["governance_status"])
     team_of = {use_case.pk: use_case.team_id for use_case in use_cases}
-    webhooks.emit_many(
+    events.record_many(
         WebhookEvent.CHECKLIST_ITEM_FAILED,
         [
             (item, team_of[item.use_case_id])
@@ -636,7 +636,7 @@ def record_evidence(
     if previous_file and previous_file != item.evidence_file.name:
         _delete_evidence_file_on_commit(previous_file)
     if item.status == Status.FAILED and not failed_before:
-        webhooks.emit(WebhookEvent.CHECKLIST_ITEM_FAILED, item, item.use_case.team_id)
+        events.record(WebhookEvent.CHECKLIST_ITEM_FAILED, item, item.use_case.team_id)
     return item
 
 
@@ -665,7 +665,7 @@ def waive_item(
     item.status = Status.WAIVED
     item.waiver_reason, item.waived_by, item.waived_at, item.waiver_expires_on = reason, by, timezone.now(), expires_on
     _save(item, by=by, reason="waived")
-    webhooks.emit(WebhookEvent.CHECKLIST_ITEM_WAIVED, item, item.use_case.team_id)
+    events.record(WebhookEvent.CHECKLIST_ITEM_WAIVED, item, item.use_case.team_id)
     return item
 
 

@@ -22,7 +22,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from portfolio import costs, governance, selectors, tasks, webhooks
+from config.celery import app as celery_app
+from config.celery import enqueue, enqueue_on_commit
+from portfolio import costs, events, governance, selectors
 from portfolio.models import (
     CostSnapshot,
     Deployment,
@@ -45,30 +47,8 @@ logger = logging.getLogger(__name__)
 # --- Recording changes ------------------------------------------------------------------
 
 
-def _enqueue_recompute(use_case_ids: Sequence[int]) -> None:
-    """Queue a recompute once the transaction commits.
-
-    The use cases are already flagged ``needs_recompute`` in that transaction, so a
-    broker that cannot be reached costs a delay (the stale sweep picks them up), never
-    the write itself.
-    """
-
-    def enqueue() -> None:
-        for use_case_id in use_case_ids:
-            try:
-                tasks.recompute_use_case.delay(use_case_id)
-            except Exception:  # Any broker failure: the sweep recovers it.
-                logger.warning("Could not enqueue recompute of use case %s; left for the sweep.", use_case_id)
-                return
-
-    transaction.on_commit(enqueue)
-
-
-def _enqueue_sweep() -> None:
-    try:
-        tasks.recompute_stale.delay()
-    except Exception:  # Any broker failure: the periodic sweep runs anyway.
-        logger.warning("Could not enqueue the stale sweep; the periodic sweep will run it.")
+RUN_JOB_TASK = "portfolio.tasks.run_recompute_job"
+CHUNK_TASK = "portfolio.tasks.recompute_job_chunk"
 
 
 def _assign(instance: models.Model, fields: dict[str, Any]) -> None:
@@ -143,8 +123,8 @@ def create_use_case(*, team: Team, title: str, **fields: Any) -> UseCase:
     use_case.save()
     if governance.moves_into_gate(previous_stage=None, stage=use_case.stage):
         governance.enforce_gate(use_case=use_case)
-    webhooks.emit(WebhookEvent.USE_CASE_CREATED, use_case, use_case.team_id)
-    _enqueue_recompute([use_case.pk])
+    events.record(WebhookEvent.USE_CASE_CREATED, use_case, use_case.team_id)
+    events.request_recompute([use_case.pk])
     return use_case
 
 
@@ -176,10 +156,10 @@ def update_use_case(*, use_case: UseCase, expected_version: int | None = None, *
     if governance.moves_into_gate(previous_stage=previous_stage, stage=use_case.stage):
         # Evaluated on the saved inputs; a refusal rolls the whole change back.
         governance.enforce_gate(use_case=use_case)
-    webhooks.emit(WebhookEvent.USE_CASE_UPDATED, use_case, use_case.team_id)
+    events.record(WebhookEvent.USE_CASE_UPDATED, use_case, use_case.team_id)
     if use_case.stage != previous_stage:
-        webhooks.emit(WebhookEvent.USE_CASE_STAGE_CHANGED, use_case, use_case.team_id, previous_stage=previous_stage)
-    _enqueue_recompute([use_case.pk])
+        events.record(WebhookEvent.USE_CASE_STAGE_CHANGED, use_case, use_case.team_id, previous_stage=previous_stage)
+    events.request_recompute([use_case.pk])
     return use_case
 
 
@@ -295,14 +275,15 @@ def bulk_upsert_use_cases(*, rows: Sequence[BulkRow], dry_run: bool = False) -> 
     refused = governance.gate_errors(use_cases=gated)
     if refused:
         raise ValidationError(refused)
-    webhooks.emit_many(WebhookEvent.USE_CASE_CREATED, [(use_case, use_case.team_id) for use_case in result.created])
-    webhooks.emit_many(WebhookEvent.USE_CASE_UPDATED, [(use_case, use_case.team_id) for use_case in result.updated])
-    webhooks.emit_many(
+    events.record_many(WebhookEvent.USE_CASE_CREATED, [(use_case, use_case.team_id) for use_case in result.created])
+    events.record_many(WebhookEvent.USE_CASE_UPDATED, [(use_case, use_case.team_id) for use_case in result.updated])
+    events.record_many(
         WebhookEvent.USE_CASE_STAGE_CHANGED,
         [(use_case, use_case.team_id) for use_case, _stage in moved],
         extras=[{"previous_stage": stage} for _use_case, stage in moved],
     )
-    transaction.on_commit(_enqueue_sweep)
+    # Many rows at once: one sweep recomputes them, rather than a task per row.
+    events.request_recompute([use_case.pk for use_case in (*result.created, *result.updated)], sweep=True)
     return result
 
 
@@ -438,14 +419,14 @@ def _write_history(model: type[models.Model], objs: Sequence[models.Model], *, h
 
 def _touch_use_case(use_case_id: int) -> None:
     UseCase.objects.filter(pk=use_case_id).update(needs_recompute=True, version=models.F("version") + 1)
-    _enqueue_recompute([use_case_id])
+    events.request_recompute([use_case_id])
 
 
 @transaction.atomic
 def request_recompute(*, use_case_ids: Sequence[int]) -> None:
     """Flag use cases whose inputs changed outside these services (admin) and queue them."""
     UseCase.objects.filter(pk__in=use_case_ids).update(needs_recompute=True)
-    _enqueue_recompute(use_case_ids)
+    events.request_recompute(use_case_ids)
 
 
 @transaction.atomic
@@ -494,7 +475,7 @@ def create_deployment(*, use_case: UseCase, **fields: Any) -> Deployment:
     deployment.full_clean()
     deployment.save()
     _touch_use_case(use_case.pk)
-    webhooks.emit(WebhookEvent.DEPLOYMENT_CHANGED, deployment, use_case.team_id, action="created")
+    events.record(WebhookEvent.DEPLOYMENT_CHANGED, deployment, use_case.team_id, action="created")
     return deployment
 
 
@@ -504,7 +485,7 @@ def update_deployment(*, deployment: Deployment, **fields: Any) -> Deployment:
     deployment.full_clean()
     deployment.save(update_fields=[*fields, "updated_at"])
     _touch_use_case(deployment.use_case_id)
-    webhooks.emit(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action="updated")
+    events.record(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action="updated")
     return deployment
 
 
@@ -512,7 +493,7 @@ def update_deployment(*, deployment: Deployment, **fields: Any) -> Deployment:
 def delete_deployment(*, deployment: Deployment) -> None:
     use_case_id = deployment.use_case_id
     # Shown as it was, before the row goes.
-    webhooks.emit(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action="deleted")
+    events.record(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action="deleted")
     deployment.delete()
     _touch_use_case(use_case_id)
 
@@ -948,20 +929,14 @@ def _monthly_cost_total(queryset: models.QuerySet[UseCase], *, currency: str, bo
     return costing.quantize_money(total, currency)
 
 
-def _enqueue_job(job_id: int) -> None:
-    try:
-        tasks.run_recompute_job.delay(job_id)
-    except Exception:  # Any broker failure: the sweep re-enqueues queued jobs.
-        logger.warning("Could not enqueue recompute job %s; left for the sweep.", job_id)
-
-
 @transaction.atomic
 def start_recompute_job(*, reason: str, scope: dict[str, Any], requested_by: Any = None) -> RecomputeJob:
     """Record a job and queue it once the transaction commits."""
     job = RecomputeJob.objects.create(
         reason=reason[:200], scope=scope, requested_by=requested_by, currency=settings.REPORTING_CURRENCY
     )
-    transaction.on_commit(lambda: _enqueue_job(job.pk))
+    # A job the broker cannot take stays queued; the sweep re-enqueues it.
+    enqueue_on_commit(RUN_JOB_TASK, job.pk)
     return job
 
 
@@ -984,7 +959,8 @@ def run_recompute_job(*, job_id: int, inline: bool = False) -> RecomputeJob | No
         if inline:
             recompute_job_chunk(job_id=job.pk, use_case_ids=chunk)
         else:
-            tasks.recompute_job_chunk.delay(job.pk, chunk)
+            # Raises when the broker is gone, failing this task rather than leaving chunks out.
+            celery_app.tasks[CHUNK_TASK].delay(job.pk, chunk)
     _finish_job_if_done(job.pk)
     job.refresh_from_db()
     return job
@@ -1028,7 +1004,7 @@ def _finish_job_if_done(job_id: int) -> None:
         governance.evaluate_checklists(use_case_ids=_scope_queryset(job.scope).values_list("pk", flat=True))
     if job.scope.get("snapshot"):
         take_portfolio_snapshot()
-    webhooks.emit(WebhookEvent.RECOMPUTE_FINISHED, job, None)
+    events.record(WebhookEvent.RECOMPUTE_FINISHED, job, None)
 
 
 def requeue_lost_jobs(*, older_than_seconds: int = 60) -> int:
@@ -1040,7 +1016,7 @@ def requeue_lost_jobs(*, older_than_seconds: int = 60) -> int:
         )
     )
     for job_id in ids:
-        _enqueue_job(job_id)
+        enqueue(RUN_JOB_TASK, job_id)
     return len(ids)
 
 

@@ -8,6 +8,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import OperationalError
 
+from config.celery import enqueue
 from portfolio import services, webhooks
 
 logger = logging.getLogger(__name__)
@@ -81,8 +82,5 @@ def sweep_import_previews() -> int:
 
 @worker_ready.connect
 def sweep_on_worker_start(sender, **kwargs) -> None:
-    # Whatever changed while no worker was running is picked up at once.
-    try:
-        recompute_stale.delay()
-    except Exception:
-        logger.warning("Could not enqueue the start-up sweep; the periodic one will run.")
+    # Whatever changed while no worker was running is picked up at once (else by the periodic sweep).
+    enqueue(recompute_stale)

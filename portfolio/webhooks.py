@@ -45,7 +45,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers as drf_serializers
 
-from portfolio import tasks
+from config.celery import enqueue as enqueue_task
+from portfolio import events
 from portfolio.api.serializers import (
     ChecklistItemSerializer,
     DeploymentSerializer,
@@ -60,6 +61,7 @@ from portfolio.models import (
     Team,
     UseCase,
     WebhookDelivery,
+    WebhookEvent,
     WebhookSubscription,
 )
 from pricing.api.serializers import PriceSerializer
@@ -77,6 +79,7 @@ SWEEP_GRACE_SECONDS = 30
 # Bytes of a refusing receiver's answer kept in ``last_error``.
 ERROR_BODY_BYTES = 500
 USER_AGENT = "ai-portfolio-webhooks/1"
+DELIVER_TASK = "portfolio.tasks.deliver_webhook"
 
 Status = WebhookDelivery.Status
 
@@ -248,6 +251,12 @@ def delete_subscription(*, subscription: WebhookSubscription) -> None:
 Subject = models.Model | dict[str, Any]
 
 
+@events.subscribe(*WebhookEvent.values)
+def write_outbox(event: events.Event) -> None:
+    """The outbox's subscription to domain events: a delivery row per subscription that wants it."""
+    emit_many(event.type, event.subjects, extras=event.extras)
+
+
 def emit(event: str, subject: Subject, team_id: int | None, **extra: Any) -> list[WebhookDelivery]:
     """Record ``event`` about ``subject`` (a record of ``team_id``) for every subscription that wants it.
 
@@ -334,10 +343,7 @@ def _represent(subjects: list[Subject]) -> list[dict[str, Any]]:
 def enqueue(delivery_ids: Iterable[int]) -> None:
     """Queue deliveries; a broker that cannot take them leaves them to the sweep."""
     for delivery_id in delivery_ids:
-        try:
-            tasks.deliver_webhook.delay(delivery_id)
-        except Exception:  # Any broker failure: the sweep recovers it.
-            logger.warning("Could not enqueue webhook delivery %s; left for the sweep.", delivery_id)
+        if not enqueue_task(DELIVER_TASK, delivery_id):
             return
 
 
@@ -536,10 +542,8 @@ def _record(delivery: WebhookDelivery, subscription: WebhookSubscription, outcom
         deliveries.update(status=Status.FAILED, next_attempt_at=now + datetime.timedelta(seconds=delay), **failure)
         if delay > countdown_limit_seconds():
             return  # The sweep queues it when it is due.
-        try:
-            tasks.deliver_webhook.apply_async((delivery.pk,), countdown=delay)
-        except Exception:  # Any broker failure: the sweep retries it when it is due.
-            logger.warning("Could not schedule the retry of webhook delivery %s; left for the sweep.", delivery.pk)
+        # A broker that cannot take it leaves it to the sweep, which queues it when it is due.
+        enqueue_task(DELIVER_TASK, delivery.pk, countdown=delay)
         return
     with transaction.atomic():
         deliveries.update(status=Status.ABANDONED, next_attempt_at=None, **failure)

@@ -15,8 +15,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 from simple_history.utils import bulk_create_with_history
 
+from portfolio import events
 from portfolio import services as portfolio_services
-from portfolio import webhooks
 from portfolio.models import Team, WebhookEvent
 from pricing.currencies import normalise_currency
 from pricing.models import (
@@ -62,7 +62,7 @@ def add_price(
     portfolio_services.flag_use_cases_of_models(
         model_ids=[model.pk], reason=f"New price of {model.key}{scope} from {effective_from}"
     )
-    webhooks.emit(WebhookEvent.PRICE_CHANGED, price, None)
+    events.record(WebhookEvent.PRICE_CHANGED, price, None)
     return price
 
 
@@ -461,7 +461,7 @@ def import_prices(
         prices.append(entry.price)
     bulk_create_with_history(prices, Price, batch_size=LOOKUP_CHUNK_SIZE)
     report.created = len(prices)
-    webhooks.emit_many(WebhookEvent.PRICE_CHANGED, [(price, None) for price in prices])
+    events.record_many(WebhookEvent.PRICE_CHANGED, [(price, None) for price in prices])
 
     models_per_licence: dict[int, list[int]] = {}
     for model_id, licence_id in licence_changes.items():

@@ -116,7 +116,7 @@ def test_nightly_job_stores_one_snapshot_a_day(team, gpt4o, django_capture_on_co
 
 def test_lost_jobs_are_requeued_by_the_sweep(monkeypatch):
     sent = []
-    monkeypatch.setattr(tasks.run_recompute_job, "delay", sent.append)
+    monkeypatch.setattr(tasks.run_recompute_job, "apply_async", lambda args, countdown=None: sent.append(args[0]))
     old = RecomputeJob.objects.create(reason="lost", scope={"all": True})
     RecomputeJob.objects.filter(pk=old.pk).update(created_at=old.created_at - datetime.timedelta(minutes=5))
     RecomputeJob.objects.create(reason="just queued", scope={"all": True})
@@ -126,10 +126,10 @@ def test_lost_jobs_are_requeued_by_the_sweep(monkeypatch):
 
 
 def test_broker_down_when_starting_a_job_keeps_the_job(monkeypatch, django_capture_on_commit_callbacks):
-    def broker_down(*args):
+    def broker_down(*args, **kwargs):
         raise ConnectionError("no broker")
 
-    monkeypatch.setattr(tasks.run_recompute_job, "delay", broker_down)
+    monkeypatch.setattr(tasks.run_recompute_job, "apply_async", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         job = services.start_recompute_job(reason="x", scope={"all": True})
     assert RecomputeJob.objects.get(pk=job.pk).status == "queued"

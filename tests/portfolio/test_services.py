@@ -360,7 +360,7 @@ def test_enqueue_failure_never_fails_the_write(team, monkeypatch, django_capture
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.recompute_use_case, "delay", broker_down)
+    monkeypatch.setattr(tasks.recompute_use_case, "apply_async", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         use_case = services.create_use_case(team=team, title="Still saved")
 

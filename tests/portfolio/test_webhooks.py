@@ -62,21 +62,19 @@ class Broker:
     retries: list[tuple[int, float]] = field(default_factory=list)
     down: bool = False
 
-    def delay(self, delivery_id):
-        if self.down:
-            raise ConnectionError("broker unreachable")
-        self.queued.append(delivery_id)
-
     def apply_async(self, args, countdown=None):
         if self.down:
             raise ConnectionError("broker unreachable")
-        self.retries.append((args[0], countdown))
+        if countdown is None:
+            self.queued.append(args[0])
+        else:
+            self.retries.append((args[0], countdown))
 
 
 @pytest.fixture
 def broker(monkeypatch):
     fake = Broker()
-    monkeypatch.setattr(tasks, "deliver_webhook", fake)
+    monkeypatch.setattr(tasks.deliver_webhook, "apply_async", fake.apply_async)
     return fake
 
 
