@@ -1,7 +1,8 @@
 """Test settings: the real settings, made fast and self-contained.
 
-Beyond a fast password hasher and in-memory mail, tests run over plain HTTP and
-without the collected static manifest that production builds with ``collectstatic``;
+Beyond a fast password hasher and in-memory mail, tests run over plain HTTP, with a
+connection per request, and without the collected static manifest that production builds
+with ``collectstatic``;
 on SQLite the test database is a file, so concurrent connections queue for the lock.
 """
 
@@ -10,6 +11,9 @@ import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# A connection per request, as the quick start: live-server and worker threads then hold
+# none open when the test database is dropped.
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 
 from config.settings import *  # noqa: F403
 

@@ -33,6 +33,7 @@ class Team(models.Model):
     name = models.CharField(_("name"), max_length=128, unique=True)
     slug = models.SlugField(_("slug"), max_length=64, unique=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -54,6 +55,7 @@ class Membership(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("team"))
     role = models.CharField(_("role"), max_length=8, choices=Role, default=Role.MEMBER)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["team", "user"]
