@@ -1091,7 +1091,7 @@ def change_role(*, membership: Membership, role: str) -> Membership:
     membership.full_clean()
     if role != Membership.Role.LEAD:
         _refuse_losing_the_last_lead(membership)
-    membership.save(update_fields=["role"])
+    membership.save(update_fields=["role", "updated_at"])
     return membership
 
 
