@@ -93,3 +93,30 @@ def test_pure_maths_imports_nothing_of_django_or_the_project():
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
     assert not names & {"django", "rest_framework", "celery", *PACKAGES}
+
+
+def reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen, stack = set(), [start]
+    while stack:
+        for name in graph.get(stack.pop(), ()):
+            if name not in seen:
+                seen.add(name)
+                stack.append(name)
+    return seen
+
+
+def test_lower_layers_never_import_tasks_or_subscribers():
+    # They record events or queue tasks by name (config.celery.enqueue) instead.
+    graph = import_graph()
+    lower = ["portfolio.services", "portfolio.governance", "portfolio.webhooks", "portfolio.selectors"]
+    lower += ["portfolio.costs", "portfolio.models", "portfolio.events", "pricing.services", "pricing.selectors"]
+    for name in lower:
+        assert not reaches(graph, name) & {"portfolio.tasks", "portfolio.subscribers"}, name
+
+
+def test_no_domain_module_imports_the_benchmarks():
+    graph = import_graph()
+    for name in graph:
+        if not name.startswith("performance"):
+            assert not any(target.startswith("performance") for target in graph[name]), name
