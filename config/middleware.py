@@ -3,6 +3,7 @@ and the lockout rules themselves."""
 
 import logging
 import math
+import sys
 
 from axes.attempts import get_cool_off_threshold
 from axes.handlers.database import AxesDatabaseHandler
@@ -14,6 +15,7 @@ from django.db import InterfaceError, OperationalError
 from django.db.models import Sum
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.views import defaults
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +58,38 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if not is_database_unavailable(exception):
             return None
-        logger.warning("Database unavailable for %s %s: %s", request.method, request.path, exception)
-        if wants_json(request):
-            response = JsonResponse({"detail": "The database is unavailable; retry in a few seconds."}, status=503)
-        else:
-            response = HttpResponse(render_to_string("503.html"), status=503)
-        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
-        return response
+        return database_unavailable_response(request, exception)
+
+
+def is_database_unavailable(exception: BaseException | None) -> bool:
+    """Whether a lost or refused database connection caused ``exception``, directly or as its cause."""
+    seen = 0
+    while exception is not None and seen < 10:
+        if isinstance(exception, OperationalError | InterfaceError):
+            return True
+        exception, seen = exception.__cause__ or exception.__context__, seen + 1
+    return False
+
+
+def database_unavailable_response(request, exception: BaseException) -> HttpResponse:
+    logger.warning("Database unavailable for %s %s: %s", request.method, request.path, exception)
+    if wants_json(request):
+        response = JsonResponse({"detail": "The database is unavailable; retry in a few seconds."}, status=503)
+    else:
+        response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
+
+
+def server_error(request):
+    """``handler500``: a database outage met outside a view (in a middleware, or while the
+    response is finished) is the same 503 as one met in a view; anything else is Django's 500."""
+    exception = sys.exc_info()[1]
+    if is_database_unavailable(exception):
+        return database_unavailable_response(request, exception)
+    return defaults.server_error(request)
 
 
 def client_address(request) -> str | None:

@@ -13,3 +13,6 @@ urlpatterns = [
 ]
 # MEDIA_URL is served by no pattern, in DEBUG too: evidence files are downloaded through
 # views that check who may see the item (portfolio:checklistitem-evidence-file and the API's).
+
+# A database outage met outside a view answers 503 too (config.middleware.server_error).
+handler500 = "config.middleware.server_error"

@@ -340,3 +340,36 @@ def test_a_page_answers_503_html_when_the_database_is_unreachable(member, client
     assert answer.status_code == 503
     assert "Temporarily unavailable" in answer.content.decode()
     assert answer["Retry-After"] == "5"
+
+
+def failing_middleware(get_response):
+    def middleware(request):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    return middleware
+
+
+def test_an_outage_met_in_a_middleware_answers_503_not_500(member, settings):
+    # Only a view's exceptions reach process_exception; handler500 sees every other one.
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.test_security.failing_middleware"]
+    client = Client(raise_request_exception=False)
+    client.force_login(member)
+    page = client.get("/use-cases/")
+    assert page.status_code == 503 and page["Retry-After"] == "5"
+    assert "Temporarily unavailable" in page.content.decode()
+    api = client.get("/api/v1/use-cases/")
+    assert api.status_code == 503
+    assert api.json() == {"detail": "The database is unavailable; retry in a few seconds."}
+
+
+def test_other_errors_outside_a_view_are_still_a_500(member, settings, monkeypatch):
+    def broken(get_response):
+        def middleware(request):
+            raise RuntimeError("a bug")
+
+        return middleware
+
+    monkeypatch.setattr("tests.test_security.failing_middleware", broken)
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.test_security.failing_middleware"]
+    client = Client(raise_request_exception=False)
+    assert client.get("/use-cases/").status_code == 500
