@@ -255,7 +255,10 @@ def tasks_not_published() -> Iterator[list]:
         for name in dir(tasks):
             task = getattr(tasks, name)
             if hasattr(task, "delay") and hasattr(task, "apply_async"):
-                stack.enter_context(mock.patch.object(task, "delay", lambda *args, _name=name: published.append(_name)))
+                # ``delay`` and the tasks queued by name (``config.celery.enqueue``) all go through ``apply_async``.
+                stack.enter_context(
+                    mock.patch.object(task, "apply_async", lambda *args, _name=name, **options: published.append(_name))
+                )
         yield published
 
 
@@ -482,6 +485,44 @@ def run_full_recompute(reason: str = "bench: full recompute") -> RecomputeJob:
     return services.run_recompute_job(job_id=job.pk, inline=True)
 
 
+# The recompute's own costs and figures (``services.recompute_ctes``) over every use case,
+# every row written in one statement: no locks, chunks, comparisons or snapshots.
+_FLOOR_SQL = f"""
+WITH {services.recompute_ctes(every_use_case=True)}, deployments_written AS (
+    UPDATE {Deployment._meta.db_table} d
+    SET monthly_cost = round(c.cost, c.places), computed_at = CASE WHEN c.cost IS NULL THEN NULL ELSE %(now)s END
+    FROM costs c WHERE d.id = c.id
+)
+UPDATE {UseCase._meta.db_table} u
+SET monthly_cost = f.new_cost, monthly_benefit = f.new_benefit, roi_pct = f.new_roi, npv = f.new_npv,
+    payback_months = f.new_payback, computed_at = %(now)s, needs_recompute = false
+FROM figures f WHERE u.id = f.id
+"""
+
+
+def floor_recompute() -> None:
+    """The same figures in one set-based statement, with no locks, chunks or snapshots.
+
+    PostgreSQL runs the recompute's own SQL. SQLite has none to share (its recompute runs
+    in Python), so there the floor is ``_sqlite_floor_recompute``.
+    """
+    if connection.vendor != "postgresql":
+        _sqlite_floor_recompute()
+        return
+    in_scope = list(UseCase.objects.values_list("currency", "horizon_months").distinct())
+    parameters = services.recompute_parameters(
+        price_book(),
+        use_case_ids=None,
+        currencies={currency for currency, _horizon in in_scope},
+        horizons={horizon for _currency, horizon in in_scope},
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_FLOOR_SQL, {**parameters, "now": timezone.now()})
+
+
+# SQLite stores decimals as floating point and has no data-modifying CTEs: its floor
+# computes the same formulas in portable SQL, so it agrees with the job to about a cent
+# (the bench reports, but does not require, that agreement there).
 def _places_sql(column: str) -> str:
     exceptions = {code: places for code, places in costing.CURRENCY_DECIMALS.items() if places != 2}
     cases = " ".join(f"WHEN {column} = '{code}' THEN {places}" for code, places in sorted(exceptions.items()))
@@ -497,7 +538,7 @@ def _values(name: str, columns: Sequence[tuple[str, str]], rows: list[Sequence[A
     return sql, [value for row in rows for value in row]
 
 
-def _floor_inputs(book: PriceBook) -> tuple[list[str], list[Any]]:
+def _sqlite_floor_inputs(book: PriceBook) -> tuple[list[str], list[Any]]:
     prices = [
         (model_id, team_id, p.token_price.input, p.token_price.output, p.token_price.cached_input, p.currency)
         for (model_id, team_id), p in book.prices.items()
@@ -565,7 +606,7 @@ def _floor_inputs(book: PriceBook) -> tuple[list[str], list[Any]]:
     return ctes, params
 
 
-_FLOOR_COSTS = """
+_SQLITE_FLOOR_COSTS = """
     SELECT d.id AS id, d.use_case_id AS use_case_id, d.status AS status, {places} AS places,
         CASE
             WHEN d.hosting <> 'self_hosted' THEN
@@ -589,7 +630,7 @@ _FLOOR_COSTS = """
     LEFT JOIN rates rg ON rg.source = g.currency AND rg.target = u.currency
 """
 
-_FLOOR_FIGURES = """
+_SQLITE_FLOOR_FIGURES = """
     totals AS (
         SELECT use_case_id, sum(CASE WHEN status = 'active' THEN cost END) AS cost FROM {costs} GROUP BY use_case_id
     ), inputs AS (
@@ -600,7 +641,7 @@ _FLOOR_FIGURES = """
     )
 """
 
-_FLOOR_SET = """
+_SQLITE_FLOOR_SET = """
     monthly_cost = round(i.cost, i.places),
     monthly_benefit = round(i.benefit, i.places),
     roi_pct = CASE WHEN i.one_time + i.horizon * i.cost = 0 THEN NULL
@@ -612,29 +653,18 @@ _FLOOR_SET = """
                           WHEN ceil(i.one_time / (i.benefit - i.cost)) <= i.horizon
                               THEN CAST(ceil(i.one_time / (i.benefit - i.cost)) AS integer)
                      END,
-    computed_at = %s, needs_recompute = {false}
+    computed_at = %s, needs_recompute = 0
 """
 
 
-def floor_recompute() -> None:
-    """The same figures in one set-based statement (PostgreSQL), with no locks, chunks or snapshots."""
-    ctes, params = _floor_inputs(price_book())
+def _sqlite_floor_recompute() -> None:
+    ctes, params = _sqlite_floor_inputs(price_book())
     now = timezone.now()
     names = {"deployment": Deployment._meta.db_table, "use_case": UseCase._meta.db_table}
-    costs_sql = _FLOOR_COSTS.format(places=_places_sql("u.currency"), **names)
-    figures_sql = _FLOOR_FIGURES.format(places=_places_sql("u.currency"), **names, costs="{costs}")
+    costs_sql = _SQLITE_FLOOR_COSTS.format(places=_places_sql("u.currency"), **names)
+    figures_sql = _SQLITE_FLOOR_FIGURES.format(places=_places_sql("u.currency"), **names, costs="bench_floor_costs")
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"WITH {', '.join(ctes)}, costs AS ({costs_sql}), written AS ("
-                f"  UPDATE {names['deployment']} d SET monthly_cost = round(c.cost, c.places), computed_at = %s"
-                f"  FROM costs c WHERE d.id = c.id"
-                f"), {figures_sql.format(costs='costs')}"
-                f"UPDATE {names['use_case']} u SET {_FLOOR_SET.format(false='false')} FROM inputs i WHERE u.id = i.id",
-                [*params, now, now],
-            )
-            return
-        # SQLite has no data-modifying CTEs: the deployment costs go through a temporary table.
+        # No data-modifying CTEs: the deployment costs go through a temporary table.
         cursor.execute("DROP TABLE IF EXISTS bench_floor_costs")
         cursor.execute(f"CREATE TEMP TABLE bench_floor_costs AS WITH {', '.join(ctes)} {costs_sql}", params)
         cursor.execute(
@@ -643,8 +673,8 @@ def floor_recompute() -> None:
             [now],
         )
         cursor.execute(
-            f"WITH {', '.join(ctes)}, {figures_sql.format(costs='bench_floor_costs')}"
-            f"UPDATE {names['use_case']} AS u SET {_FLOOR_SET.format(false='0')} FROM inputs i WHERE u.id = i.id",
+            f"WITH {', '.join(ctes)}, {figures_sql}"
+            f"UPDATE {names['use_case']} AS u SET {_SQLITE_FLOOR_SET} FROM inputs i WHERE u.id = i.id",
             [*params, now],
         )
         cursor.execute("DROP TABLE bench_floor_costs")

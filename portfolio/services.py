@@ -617,22 +617,19 @@ def _recompute_chunk_python(use_case_ids: list[int], *, book: PriceBook, reason:
     return len(use_cases), [snapshot.use_case_id for snapshot in snapshots]
 
 
-# The set-based recompute of one chunk. The catalogue comes in as JSON from the
-# ``PriceBook`` (prices in force per model and team, exchange rates per currency pair,
-# annuity factors per horizon), so SQL and Python read the very same numbers; the
-# self-hosted deployments, few and varied, come in already costed by ``costs``.
-# Decimal arithmetic in PostgreSQL is exact, ``round`` rounds half away from zero
-# like ROUND_HALF_UP, and dividing by a million is a multiplication by 0.000001.
-_LOCK_CHUNK_SQL = f"""
-    SELECT id, currency, horizon_months FROM {UseCase._meta.db_table}
-    WHERE id = ANY(%s) ORDER BY id FOR UPDATE
-"""
-_CHUNK_MODELS_SQL = f"""
-    SELECT model_id, bool_or(hosting = %s) FROM {Deployment._meta.db_table}
-    WHERE use_case_id = ANY(%s) GROUP BY model_id
-"""
-_RECOMPUTE_CHUNK_SQL = f"""
-WITH prices AS (
+# The set-based recompute. The catalogue comes in as JSON from the ``PriceBook``
+# (prices in force per model and team, exchange rates per currency pair, annuity
+# factors per horizon), so SQL and Python read the very same numbers; the self-hosted
+# deployments, few and varied, come in already costed by ``costs``. Decimal arithmetic
+# in PostgreSQL is exact, ``round`` rounds half away from zero like ROUND_HALF_UP, and
+# dividing by a million is a multiplication by 0.000001.
+#
+# ``_COSTS_CTES`` costs every deployment of the use cases in ``{scope}`` (a condition on
+# ``u``) into ``costs``; ``_FIGURES_CTES`` sums them into each use case's new figures,
+# ``figures`` (``new_*``, beside the stored ``old_*``). A chunk adds its locks, the writes
+# of what changed and the snapshots; the benchmark's floor writes every row of them.
+_COSTS_CTES = f"""
+prices AS (
     SELECT * FROM jsonb_to_recordset(%(prices)s::jsonb) AS x(
         model_id bigint, team_id bigint, id bigint, input numeric, output numeric, cached numeric, currency text)
 ), rates AS (
@@ -644,7 +641,7 @@ WITH prices AS (
     SELECT * FROM jsonb_to_recordset(%(hosted)s::jsonb) AS x(deployment_id bigint, cost numeric, line jsonb)
 ), use_cases AS (
     SELECT u.*, coalesce((%(places)s::jsonb ->> u.currency)::integer, 2) AS places
-    FROM {UseCase._meta.db_table} u WHERE u.id = ANY(%(ids)s)
+    FROM {UseCase._meta.db_table} u WHERE {{scope}}
 ), api AS (
     -- The team's contract price when there is one, else the public price.
     SELECT d.id, d.use_case_id, d.status, d.monthly_fixed_cost AS fixed, m.key AS model_key,
@@ -671,14 +668,9 @@ WITH prices AS (
     UNION ALL
     SELECT h.deployment_id, d.use_case_id, d.status, u.places, NULL, NULL, NULL, NULL, h.cost, h.line
     FROM hosted h JOIN {Deployment._meta.db_table} d ON d.id = h.deployment_id JOIN use_cases u ON u.id = d.use_case_id
-), deployments_written AS (
-    -- A cost that cannot be priced stays uncomputed, as in Python.
-    UPDATE {Deployment._meta.db_table} d
-    SET monthly_cost = round(c.cost, c.places), computed_at = CASE WHEN c.cost IS NULL THEN NULL ELSE %(now)s END
-    FROM costs c
-    WHERE d.id = c.id
-      AND (d.monthly_cost IS DISTINCT FROM round(c.cost, c.places) OR (d.computed_at IS NULL) <> (c.cost IS NULL))
-), per_use_case AS (
+)"""
+_FIGURES_CTES = """
+per_use_case AS (
     -- Only active deployments count towards the use case; unpriced ones count nothing.
     SELECT use_case_id, sum(cost) FILTER (WHERE status = %(active)s) AS cost FROM costs GROUP BY use_case_id
 ), inputs AS (
@@ -703,6 +695,31 @@ WITH prices AS (
                     THEN ceil(i.one_time / (i.benefit - i.cost))::integer
            END AS new_payback
     FROM inputs i
+)"""
+
+
+def recompute_ctes(*, every_use_case: bool = False) -> str:
+    """The ``WITH`` parts that cost each deployment (``costs``) and figure each use case (``figures``).
+
+    In scope are the use cases ``%(ids)s``, or every use case; ``recompute_parameters``
+    gives the rest of the parameters. PostgreSQL only.
+    """
+    scope = "true" if every_use_case else "u.id = ANY(%(ids)s)"
+    return f"{_COSTS_CTES.format(scope=scope)}, {_FIGURES_CTES}"
+
+
+_LOCK_CHUNK_SQL = f"""
+    SELECT id, currency, horizon_months FROM {UseCase._meta.db_table}
+    WHERE id = ANY(%s) ORDER BY id FOR UPDATE
+"""
+_RECOMPUTE_CHUNK_SQL = f"""
+WITH {recompute_ctes()}, deployments_written AS (
+    -- A cost that cannot be priced stays uncomputed, as in Python.
+    UPDATE {Deployment._meta.db_table} d
+    SET monthly_cost = round(c.cost, c.places), computed_at = CASE WHEN c.cost IS NULL THEN NULL ELSE %(now)s END
+    FROM costs c
+    WHERE d.id = c.id
+      AND (d.monthly_cost IS DISTINCT FROM round(c.cost, c.places) OR (d.computed_at IS NULL) <> (c.cost IS NULL))
 ), compared AS (
     SELECT f.*, (
         f.old_computed_at IS NULL OR f.old_cost IS DISTINCT FROM f.new_cost
@@ -750,31 +767,18 @@ def _recompute_chunk_sql(use_case_ids: list[int], *, book: PriceBook, reason: st
         locked = cursor.fetchall()
         if not locked:
             return 0, []
-        ids = [row[0] for row in locked]
-        cursor.execute(_CHUNK_MODELS_SQL, [Deployment.Hosting.SELF_HOSTED, ids])
-        models_used = cursor.fetchall()
-        model_ids = {row[0] for row in models_used}
-        hosted = _self_hosted_costs(ids, book=book) if any(row[1] for row in models_used) else []
-        prices, rates = _chunk_prices_and_rates(book, model_ids=model_ids, currencies={row[1] for row in locked})
+        parameters = recompute_parameters(
+            book,
+            use_case_ids=[row[0] for row in locked],
+            currencies={row[1] for row in locked},
+            horizons={row[2] for row in locked},
+        )
         no_price = _("No price for %(model)s in force on %(date)s.") % {"model": "\x00", "date": book.on}
         no_price_before, _marker, no_price_after = no_price.partition("\x00")
-        annual_rate = settings.ANNUAL_DISCOUNT_RATE
         cursor.execute(
             _RECOMPUTE_CHUNK_SQL,
             {
-                "ids": ids,
-                "prices": json.dumps(prices),
-                "rates": json.dumps(rates),
-                "factors": json.dumps(
-                    [
-                        {"horizon": horizon, "factor": str(_annuity_factor(annual_rate, horizon))}
-                        for horizon in {row[2] for row in locked}
-                    ]
-                ),
-                "hosted": json.dumps(hosted),
-                "places": json.dumps(costing.CURRENCY_DECIMALS),
-                "self_hosted": Deployment.Hosting.SELF_HOSTED,
-                "active": Deployment.Status.ACTIVE,
+                **parameters,
                 "no_price_before": no_price_before,
                 "no_price_after": no_price_after,
                 "now": now,
@@ -786,7 +790,39 @@ def _recompute_chunk_sql(use_case_ids: list[int], *, book: PriceBook, reason: st
     return len(written), sorted(pk for pk, changed in written if changed)
 
 
-def _chunk_prices_and_rates(
+def recompute_parameters(
+    book: PriceBook, *, use_case_ids: list[int] | None, currencies: set[str], horizons: set[int]
+) -> dict[str, Any]:
+    """The parameters of ``recompute_ctes``: the part of ``book`` that the use cases in scope read.
+
+    ``use_case_ids`` is ``None`` for every use case; ``currencies`` and ``horizons`` are
+    those of the use cases in scope.
+    """
+    where, ids = ("", []) if use_case_ids is None else ("WHERE use_case_id = ANY(%s)", [use_case_ids])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT model_id, bool_or(hosting = %s) FROM {Deployment._meta.db_table} {where} GROUP BY model_id",
+            [Deployment.Hosting.SELF_HOSTED, *ids],
+        )
+        models_used = cursor.fetchall()
+    hosted = _self_hosted_costs(use_case_ids, book=book) if any(row[1] for row in models_used) else []
+    prices, rates = _prices_and_rates(book, model_ids={row[0] for row in models_used}, currencies=currencies)
+    annual_rate = settings.ANNUAL_DISCOUNT_RATE
+    return {
+        "ids": use_case_ids,
+        "prices": json.dumps(prices),
+        "rates": json.dumps(rates),
+        "factors": json.dumps(
+            [{"horizon": horizon, "factor": str(_annuity_factor(annual_rate, horizon))} for horizon in horizons]
+        ),
+        "hosted": json.dumps(hosted),
+        "places": json.dumps(costing.CURRENCY_DECIMALS),
+        "self_hosted": Deployment.Hosting.SELF_HOSTED,
+        "active": Deployment.Status.ACTIVE,
+    }
+
+
+def _prices_and_rates(
     book: PriceBook, *, model_ids: set[int], currencies: set[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The book's prices of these models, and its rates from their currencies into ``currencies``.
@@ -819,15 +855,16 @@ def _chunk_prices_and_rates(
     return prices, rates
 
 
-def _self_hosted_costs(use_case_ids: list[int], *, book: PriceBook) -> list[dict[str, Any]]:
-    """Self-hosted deployments costed in Python: GPU rentals, owned hardware and profiles vary too much for SQL."""
-    deployments = (
-        Deployment.objects.filter(use_case_id__in=use_case_ids, hosting=Deployment.Hosting.SELF_HOSTED)
-        .select_related("model", "self_hosting_profile", "use_case")
-        .order_by("pk")
-    )
+def _self_hosted_costs(use_case_ids: list[int] | None, *, book: PriceBook) -> list[dict[str, Any]]:
+    """Self-hosted deployments costed in Python: GPU rentals, owned hardware and profiles vary too much for SQL.
+
+    ``use_case_ids`` is ``None`` for every use case.
+    """
+    deployments = Deployment.objects.filter(hosting=Deployment.Hosting.SELF_HOSTED)
+    if use_case_ids is not None:
+        deployments = deployments.filter(use_case_id__in=use_case_ids)
     hosted = []
-    for deployment in deployments:
+    for deployment in deployments.select_related("model", "self_hosting_profile", "use_case").order_by("pk"):
         cost = costs.deployment_cost(deployment, book, currency=deployment.use_case.currency)
         hosted.append(
             {

@@ -1,11 +1,11 @@
-"""Speed of the portfolio at scale, each figure against its SQL floor (the measuring is ``portfolio/bench.py``)."""
+"""Speed of the portfolio at scale, each figure against its SQL floor (the measuring is ``performance/bench.py``)."""
 
 import argparse
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portfolio import bench
+from performance import bench
 
 
 class Command(BaseCommand):

@@ -1,10 +1,10 @@
-"""Throughput and latency of the API under concurrent clients (the load logic is ``portfolio/loadtest.py``)."""
+"""Throughput and latency of the API under concurrent clients (the load logic is ``performance/loadtest.py``)."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portfolio import loadtest
+from performance import loadtest
 
 
 class Command(BaseCommand):
