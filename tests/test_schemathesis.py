@@ -101,6 +101,8 @@ MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
 SENT: collections.Counter[str] = collections.Counter()
 
 
+# Under pytest-xdist (--dist loadgroup) every case and the count run in one process, in order.
+@pytest.mark.xdist_group("schemathesis")
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_answers_match_the_schema(case, manager_token, connection_kept_open):
@@ -113,6 +115,7 @@ def test_api_answers_match_the_schema(case, manager_token, connection_kept_open)
     )
 
 
+@pytest.mark.xdist_group("schemathesis")
 def test_enough_generated_requests_were_sent(measured):
     minimum = int(os.environ.get("SCHEMATHESIS_MIN_CASES", "0"))
     measured(f"schemathesis: {sum(SENT.values())} generated requests over {len(SENT)} operations")
