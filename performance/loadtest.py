@@ -39,6 +39,7 @@ from portfolio.models import MANAGERS_GROUP, RecomputeJob, Team, UseCase
 LOAD_USER = "loadtest"
 LOAD_TEAM = "load-test"
 MIX = (("read", 80), ("upsert", 15), ("summary", 5))
+FLOOR = "floor"
 # Upserts cycle over this many external ids per client: creates first, updates after.
 UPSERT_KEYS = 50
 LIST_PAGE_SIZE = 20
@@ -63,6 +64,18 @@ class Result:
     samples: list[Sample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     drain_seconds: float | None = None  # None: not waited for; inf: not drained in time
+    # The floor: the same clients and gunicorn on a bare Django JSON view (/healthz/), just before.
+    floor_requests: int = 0
+    floor_duration: float = 0.0
+
+    @property
+    def floor_throughput(self) -> float:
+        return self.floor_requests / self.floor_duration if self.floor_duration else 0.0
+
+    @property
+    def ratio(self) -> float | None:
+        """Throughput as a share of the floor's: the figure a busier or slower machine changes least."""
+        return self.throughput / self.floor_throughput if self.floor_throughput else None
 
     @property
     def throughput(self) -> float:
@@ -89,6 +102,8 @@ class Result:
             "gunicorn_workers": self.workers,
             "requests": len(self.samples),
             "throughput_rps": self.throughput,
+            "floor_throughput_rps": self.floor_throughput,
+            "ratio_to_floor": self.ratio,
             "errors": len(self.errors),
             "error_samples": self.errors[:20],
             "backlog_drained_s": None if self.drain_seconds in (None, float("inf")) else self.drain_seconds,
@@ -264,6 +279,14 @@ class Client(threading.Thread):
     def run(self) -> None:
         while time.monotonic() < self.deadline:
             kind, method, path, body = self.next_request()
+            if kind == FLOOR:
+                try:
+                    status, _content = request(self.port, method, path, token=None)
+                except OSError:
+                    status = 0
+                with self.lock:
+                    self.result.floor_requests += status == 200
+                continue
             started = time.perf_counter()
             try:
                 status, content = request(self.port, method, path, token=self.token, body=body)
@@ -292,11 +315,30 @@ def drain(*, timeout: float) -> float:
     return time.monotonic() - started
 
 
+class FloorClient(Client):
+    """Asks only for the bare JSON view: what the same gunicorn serves with no work at all."""
+
+    def next_request(self) -> tuple[str, str, str, Any]:
+        return FLOOR, "GET", "/healthz/", None
+
+
+def _load(client_class: type[Client], *, clients: int, seconds: float, **kwargs: Any) -> float:
+    """Run ``clients`` threads of ``client_class`` for ``seconds``; the time they took."""
+    started = time.monotonic()
+    threads = [client_class(n, deadline=started + seconds, **kwargs) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - started
+
+
 def run(
     *,
     duration: float,
     clients: int,
     workers: int = 2,
+    floor_seconds: float = 10.0,
     drain_timeout: float | None = None,
     log: Callable[[str], None] = print,
 ) -> Result:
@@ -308,18 +350,10 @@ def run(
         # Warm each worker (imports, URL resolver, first connection) before measuring.
         for _ in range(workers * 2):
             request(port, "GET", "/api/v1/portfolio/summary/", token=token)
-        started = time.monotonic()
-        threads = [
-            Client(
-                n, port=port, token=token, ids=ids, pages=pages, deadline=started + duration, result=result, lock=lock
-            )
-            for n in range(clients)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        result.duration = time.monotonic() - started
+        shared = {"port": port, "token": token, "ids": ids, "pages": pages, "result": result, "lock": lock}
+        if floor_seconds > 0:
+            result.floor_duration = _load(FloorClient, clients=clients, seconds=floor_seconds, **shared)
+        result.duration = _load(Client, clients=clients, seconds=duration, **shared)
     if drain_timeout is not None:
         log(f"Waiting up to {drain_timeout:g} s for the workers to drain the recompute backlog ({backlog()} left)…")
         result.drain_seconds = drain(timeout=drain_timeout)

@@ -57,3 +57,14 @@ def test_pages_render_with_hashed_static_names(collected, client):
     for reference in references:
         # Hashed names (app.3f2a….css) exist in STATIC_ROOT, so WhiteNoise can serve them.
         assert (collected / reference.removeprefix("/static/")).exists(), reference
+
+
+def test_the_liveness_view_answers_without_login_database_or_https_redirect(
+    client, settings, django_assert_num_queries
+):
+    settings.SECURE_SSL_REDIRECT = True  # As in production: load balancers still probe over HTTP.
+    with django_assert_num_queries(0):
+        answer = client.get("/healthz/")
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+    assert "no-cache" in answer["Cache-Control"]
+    assert client.get("/use-cases/").status_code == 301  # Everything else is redirected to HTTPS.
