@@ -1,14 +1,19 @@
+from collections.abc import Callable, Iterable
 from pathlib import PurePath
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from portfolio import events, governance, services, webhooks
+from portfolio import governance, services, webhooks
+from portfolio.forms import add_service_errors
 from portfolio.models import (
     SELECTABLE_FRAMEWORKS,
     ChecklistItem,
@@ -38,8 +43,174 @@ COMPUTED_USE_CASE_FIELDS = [
 ]
 
 
+# --- Writing through the services --------------------------------------------------------
+
+
+def model_values(form: forms.ModelForm, names: Iterable[str]) -> dict[str, Any]:
+    """The form's cleaned values of ``names`` that are fields of its model: a service's keyword arguments."""
+    fields = {field.name for field in form._meta.model._meta.concrete_fields if not field.primary_key}
+    return {name: form.cleaned_data[name] for name in names if name in fields}
+
+
+def dry_run(write: Callable[[], object]) -> None:
+    """Run ``write`` and roll it back: it raises what the services refuse, and keeps nothing."""
+    with transaction.atomic():
+        write()
+        transaction.set_rollback(True)
+
+
+class ServiceForm(forms.ModelForm):
+    """An admin form saved through the services: ``create``, ``update`` and ``delete`` call them.
+
+    An update gives the service the row as stored (the form's instance already holds the
+    new values) and the changed fields only. Validating runs the write and rolls it back,
+    so what only the service checks (the stage gate, the owner's team, a team's last lead)
+    shows as a form error and the admin saves nothing. Inline forms leave that to their
+    formset, which runs its rows together: a row refused alone may pass with another's
+    change (a team handing its lead role over).
+    """
+
+    def __init__(self, *args, inline: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inline = inline
+
+    def create(self, values: dict[str, Any]) -> models.Model:
+        raise NotImplementedError
+
+    def update(self, stored: models.Model, values: dict[str, Any]) -> models.Model:
+        raise NotImplementedError
+
+    @staticmethod
+    def delete(stored: models.Model) -> None:
+        raise NotImplementedError
+
+    def stored(self) -> models.Model:
+        return type(self.instance)._default_manager.get(pk=self.instance.pk)
+
+    def save_through_service(self) -> models.Model:
+        """Create the row, or update it with the changed fields; an unchanged row is left alone."""
+        if self.instance.pk is None:
+            return self.create(model_values(self, self.cleaned_data))
+        stored = self.stored()
+        changes = model_values(self, self.changed_data)
+        return self.update(stored, changes) if changes else stored
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.inline or self.errors:
+            return
+        try:
+            dry_run(self.save_through_service)
+        except governance.GateRefused as refusal:  # Only a use case's stage passes the gate.
+            self.add_error("stage", str(refusal))
+        except ValidationError as error:
+            add_service_errors(self, error)
+
+
+class ServiceFormSet(forms.BaseInlineFormSet):
+    """Inline rows saved through their forms' services: new and changed rows first, then
+    deletions, so a team gains its new lead before it loses the old one."""
+
+    def get_form_kwargs(self, index):
+        return {**super().get_form_kwargs(index), "inline": True}
+
+    def rows_to_save(self) -> list[ServiceForm]:
+        deleted = set(self.deleted_forms)
+        return [form for form in self.forms if form.has_changed() and form not in deleted]
+
+    def save_through_services(self) -> None:
+        # What ``save()`` would list, for the admin's change message.
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+        for form in self.rows_to_save():
+            new = form.instance.pk is None
+            saved = form.save_through_service()
+            if new:
+                self.new_objects.append(saved)
+            else:
+                self.changed_objects.append((saved, form.changed_data))
+        for form in self.deleted_forms:
+            if form.instance.pk is not None:
+                stored = form.stored()
+                form.delete(stored)
+                self.deleted_objects.append(stored)
+
+    def clean(self):
+        super().clean()
+        if self.instance.pk is None or any(self.errors):
+            return  # Rows of a parent not saved yet are tried when they are saved, after it.
+        try:
+            dry_run(self.save_through_services)
+        except ValidationError as error:
+            raise ValidationError(error.messages) from None
+
+
+class ServiceAdminMixin:
+    """Saves and deletes through the form's services, so an admin edit passes the gates and
+    records the events and versions that the API and the pages do."""
+
+    def save_model(self, request, obj, form, change):
+        saved = form.save_through_service()
+        # The admin goes on with ``obj`` (inlines, the log, the redirect): it becomes the saved row.
+        for field in saved._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding, obj._state.db = False, saved._state.db
+
+    def save_formset(self, request, form, formset, change):
+        formset.save_through_services()
+
+    def delete_model(self, request, obj):
+        self.form.delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():  # All the selected rows, or none.
+            for obj in queryset:
+                self.form.delete(obj)
+
+
+class ServiceHistoryAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
+    """The history is for reading: a revert would write an old row past the services."""
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+# --- Teams ---------------------------------------------------------------------------------
+
+
+class MembershipAdminForm(ServiceForm):
+    class Meta:
+        model = Membership
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "user" in self.fields:
+            # Only the role changes: another user is another membership.
+            self.fields["user"].disabled = True
+
+    def create(self, values):
+        return services.add_member(**values)
+
+    def update(self, stored, values):
+        return services.change_role(membership=stored, role=values.get("role", stored.role))
+
+    @staticmethod
+    def delete(stored):
+        services.remove_member(membership=stored)
+
+
+class MembershipFormSet(ServiceFormSet):
+    def rows_to_save(self):
+        # Leads first: a team keeps one at every step of the save.
+        return sorted(super().rows_to_save(), key=lambda form: form.cleaned_data["role"] != Membership.Role.LEAD)
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    form = MembershipAdminForm
+    formset = MembershipFormSet
     extra = 1
     autocomplete_fields = ["user"]
 
@@ -51,18 +222,78 @@ class TeamAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def save_formset(self, request, form, formset, change):
+        formset.save_through_services()
+
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    form = MembershipAdminForm
     list_display = ["user", "team", "role"]
     list_filter = ["role", "team"]
     list_select_related = ["user", "team"]
     search_fields = ["user__username", "team__name"]
     autocomplete_fields = ["user", "team"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return ["user", "team"] if obj is not None else []
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as refusal:  # The view's transaction has rolled back.
+            self.message_user(request, " ".join(refusal.messages), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:portfolio_membership_change", args=[object_id]))
+
+    def response_action(self, request, queryset):
+        try:
+            # One transaction, so a refused deletion also takes back the log entries before it.
+            with transaction.atomic():
+                return super().response_action(request, queryset)
+        except ValidationError as refusal:
+            self.message_user(request, " ".join(refusal.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+# --- Use cases, deployments and PoCs -------------------------------------------------------
+
+
+class DeploymentAdminForm(ServiceForm):
+    class Meta:
+        model = Deployment
+        fields = "__all__"
+
+    def create(self, values):
+        return services.create_deployment(**values)
+
+    def update(self, stored, values):
+        return services.update_deployment(deployment=stored, **values)
+
+    @staticmethod
+    def delete(stored):
+        services.delete_deployment(deployment=stored)
+
+
+class ProofOfConceptAdminForm(ServiceForm):
+    class Meta:
+        model = ProofOfConcept
+        fields = "__all__"
+
+    def create(self, values):
+        return services.create_poc(**values)
+
+    def update(self, stored, values):
+        return services.update_poc(poc=stored, **values)
+
+    @staticmethod
+    def delete(stored):
+        services.delete_poc(poc=stored)
+
 
 class DeploymentInline(admin.StackedInline):
     model = Deployment
+    form = DeploymentAdminForm
+    formset = ServiceFormSet
     extra = 0
     readonly_fields = ["monthly_cost", "computed_at"]
     autocomplete_fields = ["model"]
@@ -71,48 +302,11 @@ class DeploymentInline(admin.StackedInline):
 
 class ProofOfConceptInline(admin.StackedInline):
     model = ProofOfConcept
+    form = ProofOfConceptAdminForm
+    formset = ServiceFormSet
     extra = 0
     autocomplete_fields = ["model"]
     show_change_link = True
-
-
-def announce_deployment(deployment: Deployment, action: str) -> None:
-    events.record(WebhookEvent.DEPLOYMENT_CHANGED, deployment, deployment.use_case.team_id, action=action)
-
-
-class RecomputeOnSaveMixin:
-    """Admin edits bypass the services, so saving does what they would: it flags and queues a
-    recompute, and sends the webhook events (in the admin's transaction, so a failed save
-    sends nothing)."""
-
-    def use_case_id_of(self, obj):
-        return obj.use_case_id
-
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        services.request_recompute(use_case_ids=[self.use_case_id_of(form.instance)])
-
-    def save_formset(self, request, form, formset, change):
-        if formset.model is Deployment:  # Inline deployments: shown as they were before deletion.
-            for deleted in formset.deleted_forms:
-                if deleted.instance.pk is not None:
-                    announce_deployment(deleted.instance, "deleted")
-        super().save_formset(request, form, formset, change)
-        if formset.model is Deployment:
-            for deployment in formset.new_objects:
-                announce_deployment(deployment, "created")
-            for deployment, _fields in formset.changed_objects:
-                announce_deployment(deployment, "updated")
-
-    def delete_model(self, request, obj):
-        use_case_id = self.use_case_id_of(obj)
-        super().delete_model(request, obj)
-        services.request_recompute(use_case_ids=[use_case_id])
-
-    def delete_queryset(self, request, queryset):
-        use_case_ids = sorted({self.use_case_id_of(obj) for obj in queryset})
-        super().delete_queryset(request, queryset)
-        services.request_recompute(use_case_ids=use_case_ids)
 
 
 def checkboxes(choices) -> forms.MultipleChoiceField:
@@ -120,7 +314,7 @@ def checkboxes(choices) -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(choices=choices, required=False, widget=forms.CheckboxSelectMultiple)
 
 
-class UseCaseAdminForm(forms.ModelForm):
+class UseCaseAdminForm(ServiceForm):
     frameworks = checkboxes(
         [(value, label) for value, label in GovernanceFramework.choices if value in SELECTABLE_FRAMEWORKS]
     )
@@ -135,29 +329,20 @@ class UseCaseAdminForm(forms.ModelForm):
             # An unknown user and an outsider read alike.
             self.fields["owner"].error_messages["invalid_choice"] = services.OWNER_OUTSIDE_TEAM
 
-    def clean(self):
-        data = super().clean()
-        team = data.get("team")
-        if team is not None:
-            try:
-                # Also when the use case moves to another team and keeps its owner.
-                services.check_owner(team_id=team.pk, owner=data.get("owner"))
-            except ValidationError as error:
-                self.add_error(None, error)
-        return data
+    def create(self, values):
+        return services.create_use_case(**values)
 
-    def clean_stage(self):
-        stage = self.cleaned_data["stage"]
-        previous = self.instance.stage if self.instance.pk else None
-        if governance.moves_into_gate(previous_stage=previous, stage=stage):
-            blockers = governance.last_evaluation_blockers(use_case=self.instance)
-            if blockers:
-                raise forms.ValidationError(blockers)
-        return stage
+    def update(self, stored, values):
+        # The service checks the owner also when the use case moves to another team and keeps them.
+        return services.update_use_case(use_case=stored, **values)
+
+    @staticmethod
+    def delete(stored):
+        services.delete_use_case(use_case=stored)
 
 
 @admin.register(UseCase)
-class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
+class UseCaseAdmin(ServiceHistoryAdmin):
     form = UseCaseAdminForm
     list_display = [
         "title",
@@ -188,19 +373,6 @@ class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
     inlines = [DeploymentInline, ProofOfConceptInline]
     actions = ["recompute", "evaluate_governance"]
 
-    def use_case_id_of(self, obj):
-        return obj.pk
-
-    def save_model(self, request, obj, form, change):
-        previous_stage = form.initial.get("stage") if change else None
-        super().save_model(request, obj, form, change)
-        if not change:
-            events.record(WebhookEvent.USE_CASE_CREATED, obj, obj.team_id)
-            return
-        events.record(WebhookEvent.USE_CASE_UPDATED, obj, obj.team_id)
-        if obj.stage != previous_stage:
-            events.record(WebhookEvent.USE_CASE_STAGE_CHANGED, obj, obj.team_id, previous_stage=previous_stage)
-
     @admin.action(description="Recompute cost and ROI")
     def recompute(self, request, queryset):
         services.request_recompute(use_case_ids=list(queryset.values_list("pk", flat=True)))
@@ -216,7 +388,8 @@ class UseCaseAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
+class DeploymentAdmin(ServiceHistoryAdmin):
+    form = DeploymentAdminForm
     list_display = [
         "__str__",
         "use_case",
@@ -233,27 +406,23 @@ class DeploymentAdmin(RecomputeOnSaveMixin, SimpleHistoryAdmin):
     readonly_fields = ["monthly_cost", "computed_at"]
     autocomplete_fields = ["use_case", "model"]
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        announce_deployment(obj, "updated" if change else "created")
-
-    def delete_model(self, request, obj):
-        announce_deployment(obj, "deleted")  # Shown as it was, before the row goes.
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for deployment in queryset.select_related("use_case"):
-            announce_deployment(deployment, "deleted")
-        super().delete_queryset(request, queryset)
+    def get_readonly_fields(self, request, obj=None):
+        # As in the API: a deployment stays with its use case.
+        return [*self.readonly_fields, "use_case"] if obj is not None else self.readonly_fields
 
 
 @admin.register(ProofOfConcept)
-class ProofOfConceptAdmin(SimpleHistoryAdmin):
+class ProofOfConceptAdmin(ServiceHistoryAdmin):
+    form = ProofOfConceptAdminForm
     list_display = ["__str__", "use_case", "model", "status", "start_date", "end_date", "cost"]
     list_filter = ["status", "model"]
     list_select_related = ["use_case", "model"]
     search_fields = ["hypothesis", "use_case__title"]
     autocomplete_fields = ["use_case", "model"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # As in the API: a PoC stays with its use case.
+        return ["use_case"] if obj is not None else []
 
 
 @admin.register(CostSnapshot)

@@ -507,28 +507,6 @@ def enforce_gate(*, use_case: UseCase) -> None:
         raise refusal
 
 
-def last_evaluation_blockers(*, use_case: UseCase) -> str | None:
-    """Why the last evaluation holds the use case at the gate, or ``None``; for forms that cannot roll back.
-
-    The admin saves through its own form rather than the services, so it checks the
-    checklist as last evaluated instead of re-evaluating inside the change.
-    """
-    if use_case.pk is None or use_case.governance_status == UseCase.GovernanceStatus.NOT_EVALUATED:
-        return _(
-            "The checklist has not been evaluated yet: save the use case in an earlier stage, evaluate it "
-            "and complete its required items first."
-        )
-    codes = list(
-        ChecklistItem.objects.filter(use_case_id=use_case.pk, required=True)
-        .exclude(status__in=ChecklistItem.CLEARED)
-        .order_by("template__category", "template__position")
-        .values_list("template__code", flat=True)
-    )
-    if codes:
-        return _("Required checklist items are neither passed nor waived: %(codes)s.") % {"codes": ", ".join(codes)}
-    return None
-
-
 def gate_errors(*, use_cases: dict[str, UseCase]) -> dict[str, list[str]]:
     """Per-row errors of a bulk write, for the use cases (by row key) it moves into a gated stage.
 

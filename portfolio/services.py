@@ -424,7 +424,7 @@ def _touch_use_case(use_case_id: int) -> None:
 
 @transaction.atomic
 def request_recompute(*, use_case_ids: Sequence[int]) -> None:
-    """Flag use cases whose inputs changed outside these services (admin) and queue them."""
+    """Flag use cases for a recompute and queue them (the admin's "Recompute" action)."""
     UseCase.objects.filter(pk__in=use_case_ids).update(needs_recompute=True)
     events.request_recompute(use_case_ids)
 

@@ -1,5 +1,9 @@
+from typing import Any
+
 import pytest
+from django.contrib.admin.models import DELETION, LogEntry
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from portfolio import governance, services, webhooks
 from portfolio.models import (
@@ -165,8 +169,10 @@ def test_a_template_is_added_with_its_conditions_as_checkboxes(admin_client):
 def test_the_admin_holds_a_use_case_at_the_gate_too(admin_client, team, django_capture_on_commit_callbacks):
     use_case = UseCaseFactory(team=team, risk_tier="minimal")
     url = reverse("admin:portfolio_usecase_change", args=[use_case.pk])
+    # Never evaluated: the gate evaluates the checklist, and the refusal takes that back too.
     not_evaluated = admin_client.post(url, use_case_form(use_case, stage="production"))
-    assert not_evaluated.status_code == 200 and "not been evaluated" in not_evaluated.content.decode()
+    assert not_evaluated.status_code == 200 and "eu-ai-literacy" in not_evaluated.content.decode()
+    assert not use_case.checklist_items.exists()
 
     governance.evaluate_checklists(use_case_ids=[use_case.pk])
     use_case.refresh_from_db()
@@ -297,6 +303,7 @@ def test_admin_deployment_changes_send_events_and_flag_the_use_case(admin_client
     assert (updated["action"], updated["data"]["requests_per_month"]) == ("updated", 2000)
 
     UseCase.objects.filter(pk=deployment.use_case_id).update(needs_recompute=False)
+    version = UseCase.objects.get(pk=deployment.use_case_id).version
     deleted = admin_client.post(
         reverse("admin:portfolio_deployment_changelist"),
         {"action": "delete_selected", "_selected_action": [deployment.pk], "post": "yes"},
@@ -304,4 +311,255 @@ def test_admin_deployment_changes_send_events_and_flag_the_use_case(admin_client
     assert deleted.status_code == 302 and not Deployment.objects.filter(pk=deployment.pk).exists()
     (_, gone) = events("deployment.changed")[-1]
     assert (gone["action"], gone["data"]["id"]) == ("deleted", deployment.pk)
-    assert UseCase.objects.get(pk=deployment.use_case_id).needs_recompute
+    flagged = UseCase.objects.get(pk=deployment.use_case_id)
+    assert (flagged.needs_recompute, flagged.version) == (True, version + 1)
+
+
+# --- Writes through the services -------------------------------------------------------------
+
+
+def unchanged(page) -> dict[str, Any]:
+    """What an admin change page posts when it is saved as it is, its inline rows included."""
+    data = {}
+    forms = [page.context["adminform"].form]
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data |= {management[name].html_name: value for name, value in management.initial.items()}
+        forms += inline.formset.forms
+    for form in forms:
+        for name in form.fields:
+            value = form[name].value()
+            if value is not None and value is not False:
+                data[form[name].html_name] = "on" if value is True else value
+    return data
+
+
+def row_prefixes(page, prefix: str) -> dict[int, str]:
+    """The form prefix of each stored row of an inline, by primary key."""
+    [formset] = [inline.formset for inline in page.context["inline_admin_formsets"] if inline.formset.prefix == prefix]
+    return {form.instance.pk: form.prefix for form in formset.forms}
+
+
+def shapes() -> list[tuple[str, str | None, str | None]]:
+    """The deliveries' event types, deployment actions and previous stages, sorted."""
+    sent = events(*WebhookEvent.values)
+    return sorted((kind, payload.get("action"), payload.get("previous_stage")) for kind, payload in sent)
+
+
+def test_an_admin_edit_bumps_the_version_so_a_stale_if_match_is_refused(admin_client, member, team):
+    use_case = services.create_use_case(team=team, title="FAQ bot")
+    api = APIClient()
+    api.force_authenticate(member)
+    url = f"/api/v1/use-cases/{use_case.pk}/"
+    etag = api.get(url)["ETag"]
+
+    edited = admin_client.post(
+        reverse("admin:portfolio_usecase_change", args=[use_case.pk]), use_case_form(use_case, title="FAQ assistant")
+    )
+
+    assert edited.status_code == 302, edited.content.decode()[:2000]
+    assert UseCase.objects.get(pk=use_case.pk).version == use_case.version + 1
+    assert api.patch(url, {"title": "Stale"}, format="json", HTTP_IF_MATCH=etag).status_code == 412
+    assert UseCase.objects.get(pk=use_case.pk).title == "FAQ assistant"
+
+
+def test_the_admin_history_cannot_revert_a_use_case_past_the_services(admin_client, team):
+    use_case = services.create_use_case(team=team, title="FAQ bot")
+    services.update_use_case(use_case=use_case, title="FAQ assistant")
+    first = use_case.history.earliest("history_date")
+    url = reverse("admin:portfolio_usecase_simple_history", args=(use_case.pk, first.history_id))
+
+    assert admin_client.get(url).status_code == 200
+    assert admin_client.post(url, use_case_form(use_case, title="FAQ bot")).status_code == 403
+    assert UseCase.objects.get(pk=use_case.pk).title == "FAQ assistant"
+
+
+def test_an_admin_move_past_an_open_required_item_shows_the_gate_and_saves_nothing(admin_client, hook, team):
+    use_case = UseCaseFactory(team=team, risk_tier="minimal")
+    governance.evaluate_checklists(use_case_ids=[use_case.pk])
+    use_case.refresh_from_db()
+    WebhookDelivery.objects.all().delete()
+
+    refused = admin_client.post(
+        reverse("admin:portfolio_usecase_change", args=[use_case.pk]),
+        use_case_form(use_case, title="Renamed", stage="production"),
+    )
+
+    assert refused.status_code == 200
+    [message] = refused.context["adminform"].form.errors["stage"]
+    assert "eu-ai-literacy" in message
+    stored = UseCase.objects.get(pk=use_case.pk)
+    assert (stored.title, stored.stage, stored.version) == (use_case.title, use_case.stage, use_case.version)
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_an_admin_edit_sends_the_events_the_api_sends(admin_client, hook, member, team, gpt4o):
+    def use_case_with_deployments(title):
+        use_case = services.create_use_case(team=team, title=title, risk_tier="minimal")
+        kept = services.create_deployment(use_case=use_case, model=gpt4o, name="kept", requests_per_month=1000)
+        gone = services.create_deployment(use_case=use_case, model=gpt4o, name="gone")
+        return use_case, kept, gone
+
+    by_api, by_admin = use_case_with_deployments("By API"), use_case_with_deployments("By admin")
+    WebhookDelivery.objects.all().delete()
+
+    api = APIClient()
+    api.force_authenticate(member)
+    use_case, kept, gone = by_api
+    assert (
+        api.patch(f"/api/v1/use-cases/{use_case.pk}/", {"title": "Renamed", "stage": "poc"}, format="json").status_code
+        == 200
+    )
+    added = {"use_case": use_case.pk, "model": gpt4o.key, "name": "added", "requests_per_month": 10}
+    assert api.post("/api/v1/deployments/", added, format="json").status_code == 201
+    assert api.patch(f"/api/v1/deployments/{kept.pk}/", {"requests_per_month": 2000}, format="json").status_code == 200
+    assert api.delete(f"/api/v1/deployments/{gone.pk}/").status_code == 204
+    sent_by_api = shapes()
+    WebhookDelivery.objects.all().delete()
+
+    use_case, kept, gone = by_admin
+    url = reverse("admin:portfolio_usecase_change", args=[use_case.pk])
+    page = admin_client.get(url)
+    data = unchanged(page) | {"title": "Renamed", "stage": "poc"}
+    rows = row_prefixes(page, "deployments")
+    data |= {f"{rows[kept.pk]}-requests_per_month": 2000, f"{rows[gone.pk]}-DELETE": "on"}
+    new_row = {
+        key.replace(rows[kept.pk], "deployments-2"): value
+        for key, value in data.items()
+        if key.startswith(f"{rows[kept.pk]}-") and not key.endswith(("-id", "-DELETE"))
+    }
+    data |= new_row | {"deployments-2-name": "added", "deployments-TOTAL_FORMS": 3}
+    saved = admin_client.post(url, data)
+
+    assert saved.status_code == 302, saved.content.decode()[:3000]
+    assert (
+        shapes()
+        == sent_by_api
+        == [
+            ("deployment.changed", "created", None),
+            ("deployment.changed", "deleted", None),
+            ("deployment.changed", "updated", None),
+            ("use_case.stage_changed", None, "idea"),
+            ("use_case.updated", None, None),
+        ]
+    )
+    assert sorted(use_case.deployments.values_list("name", "requests_per_month")) == [("added", 2000), ("kept", 2000)]
+    stored = UseCase.objects.get(pk=use_case.pk)
+    assert (stored.title, stored.stage, stored.needs_recompute) == ("Renamed", "poc", True)
+
+
+def test_a_use_case_added_with_a_deployment_in_the_admin_sends_both_events(admin_client, hook, team, gpt4o):
+    data = use_case_form(UseCase(team=team, title="FAQ bot", stage="idea", risk_tier="minimal"))
+    template = admin_client.get(reverse("admin:portfolio_deployment_add")).context["adminform"].form
+    data |= {
+        f"deployments-0-{name}": value
+        for name in template.fields
+        if (value := template[name].value()) is not None and value is not False and name != "use_case"
+    }
+    data |= {"deployments-TOTAL_FORMS": "1", "deployments-0-model": gpt4o.pk, "deployments-0-name": "chat"}
+
+    added = admin_client.post(reverse("admin:portfolio_usecase_add"), data)
+
+    assert added.status_code == 302, added.content.decode()[:3000]
+    use_case = UseCase.objects.get(title="FAQ bot")
+    assert list(use_case.deployments.values_list("name", flat=True)) == ["chat"]
+    assert shapes() == [("deployment.changed", "created", None), ("use_case.created", None, None)]
+
+
+# --- PoCs and memberships through the services ---------------------------------------------------
+
+
+def spy_on(monkeypatch, *names) -> list[str]:
+    """Record the calls of these services (a validating dry run calls one too)."""
+    calls = []
+
+    def spy(name, service):
+        def call(**kwargs):
+            calls.append(name)
+            return service(**kwargs)
+
+        return call
+
+    for name in names:
+        monkeypatch.setattr(services, name, spy(name, getattr(services, name)))
+    return calls
+
+
+def test_admin_writes_of_pocs_go_through_the_services(admin_client, records, monkeypatch):
+    poc, use_case = records[ProofOfConcept], records[UseCase]
+    calls = spy_on(monkeypatch, "create_poc", "update_poc", "delete_poc")
+
+    url = reverse("admin:portfolio_proofofconcept_change", args=[poc.pk])
+    data = unchanged(admin_client.get(url)) | {"hypothesis": "Deflects a third of tickets"}
+    assert admin_client.post(url, data).status_code == 302
+    assert "update_poc" in calls
+    assert ProofOfConcept.objects.get(pk=poc.pk).hypothesis == "Deflects a third of tickets"
+
+    use_case_url = reverse("admin:portfolio_usecase_change", args=[use_case.pk])
+    page = admin_client.get(use_case_url)
+    row = row_prefixes(page, "pocs")[poc.pk]
+    data = unchanged(page) | {f"{row}-DELETE": "on"}
+    data |= {
+        "pocs-TOTAL_FORMS": 2,
+        "pocs-1-hypothesis": "Summaries save time",
+        "pocs-1-status": "planned",
+        "pocs-1-cost": "0",
+    }
+    saved = admin_client.post(use_case_url, data)
+    assert saved.status_code == 302, saved.content.decode()[:3000]
+    assert {"create_poc", "delete_poc"} <= set(calls)
+    assert list(use_case.pocs.values_list("hypothesis", flat=True)) == ["Summaries save time"]
+
+
+@pytest.fixture
+def lead(team):
+    return MembershipFactory(team=team, role=Membership.Role.LEAD)
+
+
+def message_texts(response) -> str:
+    return " ".join(str(message) for message in response.context["messages"])
+
+
+def test_the_admin_keeps_a_teams_last_lead_as_the_service_does(admin_client, team, lead):
+    member = MembershipFactory(team=team)
+    keeps = "A team keeps at least one lead"
+
+    deleted = admin_client.post(
+        reverse("admin:portfolio_membership_delete", args=[lead.pk]), {"post": "yes"}, follow=True
+    )
+    assert keeps in message_texts(deleted)
+    bulk = admin_client.post(
+        reverse("admin:portfolio_membership_changelist"),
+        {"action": "delete_selected", "_selected_action": [lead.pk], "post": "yes"},
+        follow=True,
+    )
+    assert keeps in message_texts(bulk)
+    assert not LogEntry.objects.filter(action_flag=DELETION).exists()
+
+    demoted = admin_client.post(reverse("admin:portfolio_membership_change", args=[lead.pk]), {"role": "member"})
+    assert demoted.status_code == 200 and keeps in demoted.context["adminform"].form.errors["role"][0]
+
+    team_url = reverse("admin:portfolio_team_change", args=[team.pk])
+    page = admin_client.get(team_url)
+    rows = row_prefixes(page, "memberships")
+    removed = admin_client.post(team_url, unchanged(page) | {f"{rows[lead.pk]}-DELETE": "on"})
+    assert removed.status_code == 200 and keeps in " ".join(map(str, removed.context["errors"]))
+    assert Membership.objects.get(pk=lead.pk).role == Membership.Role.LEAD
+
+    # Handing the role over in one save passes: the new lead is made before the old one goes.
+    handed_over = admin_client.post(
+        team_url, unchanged(page) | {f"{rows[member.pk]}-role": "lead", f"{rows[lead.pk]}-DELETE": "on"}
+    )
+    assert handed_over.status_code == 302, handed_over.content.decode()[:3000]
+    assert list(team.memberships.values_list("pk", "role")) == [(member.pk, Membership.Role.LEAD)]
+
+
+def test_a_member_added_in_the_admin_goes_through_the_service(admin_client, team, lead, monkeypatch):
+    calls = spy_on(monkeypatch, "add_member")
+    newcomer = UserFactory(username="carol")
+    added = admin_client.post(
+        reverse("admin:portfolio_membership_add"), {"team": team.pk, "user": newcomer.pk, "role": "member"}
+    )
+    assert added.status_code == 302, added.content.decode()[:2000]
+    assert "add_member" in calls
+    assert Membership.objects.get(user=newcomer).team == team
