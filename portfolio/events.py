@@ -7,8 +7,8 @@ rows there, so a rolled-back change sends nothing, and queues them once it commi
 recompute enqueueing likewise waits for the commit (``config.celery.enqueue_on_commit``).
 
 Subscribers register with ``@subscribe(type, …)`` in modules that the apps' ``ready()``
-imports, so this module imports none of them: services, governance and the admin record
-events without knowing who listens, and no import runs back up the layers.
+imports, so this module imports none of them: services and governance record events
+without knowing who listens, and no import runs back up the layers.
 """
 
 from __future__ import annotations

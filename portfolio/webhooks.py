@@ -47,25 +47,14 @@ from rest_framework import serializers as drf_serializers
 
 from config.celery import enqueue as enqueue_task
 from portfolio import events
-from portfolio.api.serializers import (
-    ChecklistItemSerializer,
-    DeploymentSerializer,
-    RecomputeJobSerializer,
-    UseCaseSerializer,
-)
 from portfolio.models import (
     PORTFOLIO_WIDE_EVENTS,
-    ChecklistItem,
-    Deployment,
-    RecomputeJob,
     Team,
-    UseCase,
     WebhookDelivery,
     WebhookEvent,
     WebhookSubscription,
 )
-from pricing.api.serializers import PriceSerializer
-from pricing.models import Price
+from portfolio.webhook_payloads import PAYLOAD_VERSION, PAYLOADS
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +73,6 @@ DELIVER_TASK = "portfolio.tasks.deliver_webhook"
 Status = WebhookDelivery.Status
 
 # How each kind of record is shown: the API's serializer, and what it reads alongside.
-_REPRESENTATIONS: dict[type[models.Model], tuple[type[drf_serializers.Serializer], tuple[str, ...]]] = {
-    UseCase: (UseCaseSerializer, ("team", "owner")),
-    Deployment: (DeploymentSerializer, ("model",)),
-    ChecklistItem: (ChecklistItemSerializer, ("template", "use_case__team", "recorded_by", "waived_by")),
-    Price: (PriceSerializer, ("model", "team")),
-    RecomputeJob: (RecomputeJobSerializer, ("requested_by",)),
-}
 _LOOKUP_CHUNK_SIZE = 500
 
 
@@ -294,6 +276,7 @@ def emit_many(
         payload = {
             "id": str(event_id),
             "type": event,
+            "version": PAYLOAD_VERSION,
             "created_at": created_at,
             "data": shown,
             **(extras[index] if extras else {}),
@@ -329,7 +312,7 @@ def _represent(subjects: list[Subject]) -> list[dict[str, Any]]:
         else:
             by_model.setdefault(type(subject), []).append((position, subject))
     for model, rows in by_model.items():
-        serializer_class, related = _REPRESENTATIONS[model]
+        serializer_class, related = PAYLOADS[model]
         fresh: dict[int, models.Model] = {}
         pks = [instance.pk for _position, instance in rows]
         for start in range(0, len(pks), _LOOKUP_CHUNK_SIZE):
@@ -516,6 +499,7 @@ def _attempt(delivery: WebhookDelivery, subscription: WebhookSubscription) -> Ou
         "User-Agent": USER_AGENT,
         "X-Webhook-Id": str(delivery.event_id),
         "X-Webhook-Event": delivery.event_type,
+        "X-Webhook-Version": str(delivery.payload.get("version", PAYLOAD_VERSION)),
         "X-Webhook-Timestamp": str(timestamp),
         "X-Signature": sign(secret=subscription.secret, timestamp=timestamp, body=body),
     }

@@ -124,6 +124,7 @@ def test_a_delivery_is_signed_and_verifies_with_the_documented_recipe(hook, team
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["X-Webhook-Id"] == str(delivery.event_id)
     assert request.headers["X-Webhook-Event"] == "use_case.created"
+    assert request.headers["X-Webhook-Version"] == "1"
     assert abs(int(request.headers["X-Webhook-Timestamp"]) - time.time()) < 60
     assert re.fullmatch(r"sha256=[0-9a-f]{64}", request.headers["X-Signature"])
     verify = documented_verify()
@@ -132,7 +133,7 @@ def test_a_delivery_is_signed_and_verifies_with_the_documented_recipe(hook, team
     assert not verify(hook.secret, request.headers, request.body.replace(b"FAQ bot", b"FAQ bat"))
 
     payload = json.loads(request.body)
-    assert set(payload) == {"id", "type", "created_at", "data"}
+    assert set(payload) == {"id", "type", "version", "created_at", "data"}
     assert payload["id"] == str(delivery.event_id) and payload["type"] == "use_case.created"
     # The resource as the API shows it.
     assert set(payload["data"]) == set(UseCaseSerializer.Meta.fields)
