@@ -555,14 +555,7 @@ def _sqlite_floor_inputs(book: PriceBook) -> tuple[list[str], list[Any]]:
     profiles = []
     for profile in SelfHostingProfile.objects.all():
         if profile.capex is not None:
-            cost = costing.OwnedHardware(
-                capex=profile.capex,
-                amortisation_months=profile.amortisation_months,
-                salvage_ratio=profile.salvage_ratio,
-                power_monthly_cost=profile.power_monthly_cost,
-                operations_monthly_cost=profile.operations_monthly_cost,
-                hours_per_month=profile.hours_per_month,
-            ).monthly_cost()
+            cost = costs.owned_hardware(profile).monthly_cost()
             currency = profile.currency
         else:
             hourly, currency = profile.gpu_hourly_cost, profile.currency

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from portfolio.models import Deployment, UseCase
 from pricing import costing
+from pricing.models import SelfHostingProfile
 from pricing.selectors import MissingRate, PriceBook
 
 
@@ -48,6 +49,18 @@ def _converted(amount: Decimal, source: str, target: str, book: PriceBook, used:
     return costing.convert(amount, rate.rate)
 
 
+def owned_hardware(profile: SelfHostingProfile) -> costing.OwnedHardware:
+    """The cost model of a profile's own hardware (one with a ``capex``)."""
+    return costing.OwnedHardware(
+        capex=profile.capex,
+        amortisation_months=profile.amortisation_months,
+        salvage_ratio=profile.salvage_ratio,
+        power_monthly_cost=profile.power_monthly_cost,
+        operations_monthly_cost=profile.operations_monthly_cost,
+        hours_per_month=profile.hours_per_month,
+    )
+
+
 def _hardware(
     deployment: Deployment, book: PriceBook, line: dict[str, Any]
 ) -> tuple[costing.GpuRental | costing.OwnedHardware, str]:
@@ -56,17 +69,7 @@ def _hardware(
     if profile is not None:
         line["self_hosting_profile_id"] = profile.pk
         if profile.capex is not None:
-            return (
-                costing.OwnedHardware(
-                    capex=profile.capex,
-                    amortisation_months=profile.amortisation_months,
-                    salvage_ratio=profile.salvage_ratio,
-                    power_monthly_cost=profile.power_monthly_cost,
-                    operations_monthly_cost=profile.operations_monthly_cost,
-                    hours_per_month=profile.hours_per_month,
-                ),
-                profile.currency,
-            )
+            return owned_hardware(profile), profile.currency
         gpu_type, gpu_count, hourly, hours, currency = (
             profile.gpu_type,
             profile.gpu_count,

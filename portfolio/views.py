@@ -222,6 +222,18 @@ class UseCaseMoveView(LoginRequiredMixin, View):
 # --- Checklist ------------------------------------------------------------------------------
 
 
+def evidence_file_response(item: ChecklistItem) -> FileResponse:
+    """An item's evidence file as an attachment; 404 when it has none or the file is gone.
+    Callers have checked that the user may see the item."""
+    if not item.evidence_file:
+        raise Http404
+    try:
+        handle = item.evidence_file.open("rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    return FileResponse(handle, as_attachment=True, filename=PurePath(item.evidence_file.name).name)
+
+
 def _checklist_item(request, pk) -> ChecklistItem:
     return get_object_or_404(selectors.visible_checklist_items(user=request.user), pk=pk)
 
@@ -259,14 +271,7 @@ class ChecklistEvidenceFileView(LoginRequiredMixin, View):
     """An item's evidence file, as an attachment: to its team and managers only, as the item."""
 
     def get(self, request, pk):
-        item = _checklist_item(request, pk)
-        if not item.evidence_file:
-            raise Http404
-        try:
-            handle = item.evidence_file.open("rb")
-        except FileNotFoundError:
-            raise Http404 from None
-        return FileResponse(handle, as_attachment=True, filename=PurePath(item.evidence_file.name).name)
+        return evidence_file_response(_checklist_item(request, pk))
 
 
 class ChecklistWaiveView(ManagerRequiredMixin, View):

@@ -1,8 +1,5 @@
-import os
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -71,6 +68,7 @@ from portfolio.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from portfolio.views import evidence_file_response
 from pricing.models import currency_validator
 
 
@@ -599,14 +597,7 @@ class ChecklistItemViewSet(ListFiltersMixin, ETagMixin, mixins.UpdateModelMixin,
     )
     def evidence_file(self, request, pk=None):
         """The evidence file, as an attachment."""
-        item = self.get_object()
-        if not item.evidence_file:
-            raise Http404
-        try:
-            handle = item.evidence_file.open("rb")
-        except FileNotFoundError:
-            raise Http404 from None
-        return FileResponse(handle, as_attachment=True, filename=os.path.basename(item.evidence_file.name))
+        return evidence_file_response(self.get_object())
 
 
 # --- Webhooks ------------------------------------------------------------------------------
