@@ -208,7 +208,19 @@ class BulkUseCaseRowSerializer(UseCaseSerializer):
         self.fields["team"].read_only = False
 
 
-class DeploymentSerializer(ModelSerializer):
+class UseCaseChildSerializer(ModelSerializer):
+    """A record of a use case: chosen among the use cases the user sees, and never moved to another."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["use_case"].queryset = selectors.visible_use_cases(user=request.user)
+        if self.instance is not None:
+            self.fields["use_case"].read_only = True
+
+
+class DeploymentSerializer(UseCaseChildSerializer):
     use_case = serializers.PrimaryKeyRelatedField(queryset=UseCase.objects.all())
     model = serializers.SlugRelatedField(slug_field="key", queryset=LanguageModel.objects.all())
 
@@ -240,16 +252,8 @@ class DeploymentSerializer(ModelSerializer):
         ]
         read_only_fields = ["id", "monthly_cost", "computed_at", "created_at", "updated_at"]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None:
-            self.fields["use_case"].queryset = selectors.visible_use_cases(user=request.user)
-        if self.instance is not None:
-            self.fields["use_case"].read_only = True
 
-
-class ProofOfConceptSerializer(ModelSerializer):
+class ProofOfConceptSerializer(UseCaseChildSerializer):
     use_case = serializers.PrimaryKeyRelatedField(queryset=UseCase.objects.all())
     model = serializers.SlugRelatedField(
         slug_field="key", queryset=LanguageModel.objects.all(), required=False, allow_null=True
@@ -274,14 +278,6 @@ class ProofOfConceptSerializer(ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None:
-            self.fields["use_case"].queryset = selectors.visible_use_cases(user=request.user)
-        if self.instance is not None:
-            self.fields["use_case"].read_only = True
 
 
 class CostSnapshotSerializer(ModelSerializer):
