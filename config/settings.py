@@ -234,7 +234,7 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 REST_FRAMEWORK = {
     # Token first, so an unauthenticated call answers 401 with WWW-Authenticate.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.api.TokenAuthentication",
+        "config.drf_speed.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -256,9 +256,9 @@ REST_FRAMEWORK = {
     # Per signed-in user, per API token and per anonymous address; 429 with Retry-After.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_CLASSES": [
-        "config.api.AnonRateThrottle",
-        "config.api.UserRateThrottle",
-        "config.api.TokenRateThrottle",
+        "config.drf_speed.AnonRateThrottle",
+        "config.drf_speed.UserRateThrottle",
+        "config.drf_speed.TokenRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="300/min"),

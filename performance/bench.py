@@ -8,6 +8,8 @@ database for the duration, which is also what the real code paths measured here
 
 Each figure is compared with the cheapest way to get the same result (its floor):
 a bare SQL ``GROUP BY``, one set-based ``UPDATE``, a ``.values()`` list, a per-row loop.
+Each override of REST framework's code (``config.drf_speed``) is compared with REST
+framework's own, and must be at least 1.3× faster to stay.
 Speed targets apply from ``SPEED_TARGETS_FROM`` use cases up; below that, as in the smoke
 test, the figures are printed for information. Correctness checks (the recompute agrees
 with the floor to the cent on PostgreSQL, constant queries per list page) always apply.
@@ -19,6 +21,7 @@ import contextlib
 import copy
 import datetime
 import gc
+import itertools
 import json
 import os
 import random
@@ -33,6 +36,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 from urllib.parse import quote
@@ -48,10 +52,13 @@ from django.db.utils import load_backend
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.test import APIClient, APIRequestFactory
 
-from config.api import ValuesRepresentation
-from portfolio import costs, services, tasks
+from config import drf_speed
+from config.drf_speed import ValuesRepresentation
+from portfolio import costs, selectors, services, tasks
 from portfolio.api.serializers import UseCaseSerializer
 from portfolio.models import (
     MANAGERS_GROUP,
@@ -79,6 +86,14 @@ BULK_ROWS = 1_000
 LIST_PAGE_SIZES = (1, 100, 500)
 REPEATS = 5
 LIST_ROUNDS = 15
+# Each override of REST framework's code must beat REST framework's own by this much, or go.
+OVERRIDE_TARGET = "≤ 0.77× (≥ 1.3× faster)"
+OVERRIDE_LIMIT = 0.77
+# Operations timed together per sample, so the timer's resolution is noise no longer.
+AUTHENTICATIONS = 200
+SERIALIZATIONS = 20
+# A busy client's requests within one minute: REST framework's throttles grow with them.
+THROTTLED_REQUESTS = 2_000
 # RSS moves by a few megabytes for reasons of its own (allocator arenas, page granularity):
 # a smaller growth at a tenth of the size counts as this much, so noise cannot fail the
 # check while a leak of ~80 bytes per use case still would.
@@ -171,6 +186,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return ""
     if unit == "s":
         return f"{value:.2f} s" if value >= 1 else f"{value * 1000:.1f} ms"
+    if unit == "µs":
+        return f"{value * 1e6:.1f} µs"
     if unit == "µs/row":
         return f"{value * 1e6:.1f} µs/row"
     if unit == "MB":
@@ -953,6 +970,7 @@ def _measure(settings_dict: dict[str, Any], *, use_cases: int, per_use_case: int
     client = _client(catalogue.manager)
     _measure_summary(report, client, speed=speed)
     _measure_list(report, client, use_cases=use_cases, speed=speed)
+    _measure_drf_speed(report, client, catalogue.manager, speed=speed)
     _measure_bulk(
         report, client, rng, rows=BULK_ROWS if speed else 50, repeats=repeats + 1 if speed else 1, speed=speed, log=log
     )
@@ -1147,6 +1165,110 @@ def _measure_list(report: Report, client: APIClient, *, use_cases: int, speed: b
                 applies=speed,
             )
         )
+
+
+def _side_by_side(operation: Callable[[], Any], *overrides: str, rounds: int, per: int = 1) -> tuple[float, float]:
+    """Best time of ``operation`` (over ``per``) with the overrides, and with REST framework's code, interleaved."""
+    operation()  # Warm caches and lazy imports on both sides.
+    with drf_speed.stock(*overrides):
+        operation()
+    ours, stock = [], []
+    for _round in range(rounds):
+        ours.append(_timed(operation) / per)
+        with drf_speed.stock(*overrides):
+            stock.append(_timed(operation) / per)
+    return min(ours), min(stock)
+
+
+def _measure_drf_speed(report: Report, client: APIClient, manager: Any, *, speed: bool) -> None:
+    """6. Each override of REST framework's code (config.drf_speed) against REST framework's own, side by side."""
+    rounds = LIST_ROUNDS if speed else 2
+    factory = APIRequestFactory()
+    key = Token.objects.get(user=manager).key
+    request = Request(factory.get("/api/v1/use-cases/", HTTP_AUTHORIZATION=f"Token {key}"))
+
+    def authenticate() -> None:
+        for _ in range(AUTHENTICATIONS):
+            user, _token = drf_speed.TokenAuthentication().authenticate(request)
+            selectors.is_portfolio_manager(user)
+
+    ours, stock = _side_by_side(authenticate, "token authentication", rounds=rounds, per=AUTHENTICATIONS)
+    report.add(
+        Figure(
+            "token authentication and manager check of a request vs stock DRF",
+            "µs",
+            ours,
+            stock,
+            target=OVERRIDE_TARGET,
+            limit=OVERRIDE_LIMIT,
+            applies=speed,
+        )
+    )
+
+    requests = THROTTLED_REQUESTS if speed else 200
+    clients = itertools.count()
+
+    def throttle_checks() -> None:
+        # A client not seen before, as its minute starts: its user and token counted afresh.
+        ident = f"bench-{os.getpid()}-{next(clients)}"
+        caller = Request(factory.get("/api/v1/use-cases/"))
+        caller.user = SimpleNamespace(is_authenticated=True, pk=ident)
+        caller.auth = SimpleNamespace(key=ident)
+        for number in range(1, requests + 1):
+            for throttle_class in api_settings.DEFAULT_THROTTLE_CLASSES:
+                if not throttle_class().allow_request(caller, None):
+                    raise RuntimeError(f"{throttle_class.__name__} refused request {number} of {requests}.")
+
+    ours, stock = _side_by_side(throttle_checks, "throttles", rounds=rounds, per=requests)
+    report.add(
+        Figure(
+            f"throttle checks of a request (a client's first {requests:,} in a minute) vs stock DRF",
+            "µs",
+            ours,
+            stock,
+            target=OVERRIDE_TARGET,
+            limit=OVERRIDE_LIMIT,
+            applies=speed,
+        )
+    )
+
+    use_case = selectors.visible_use_cases(user=manager).order_by("pk").first()
+    request.user = manager
+
+    def serialize() -> None:
+        for _ in range(SERIALIZATIONS):
+            _ = UseCaseSerializer(use_case, context={"request": request}).data
+
+    ours, stock = _side_by_side(serialize, "serializer fields", rounds=rounds, per=SERIALIZATIONS)
+    report.add(
+        Figure(
+            "serializer fields derived once per class (a use case shown) vs stock DRF",
+            "µs",
+            ours,
+            stock,
+            target=OVERRIDE_TARGET,
+            limit=OVERRIDE_LIMIT,
+            applies=speed,
+        )
+    )
+
+    size = api_settings.DEFAULT_PAGINATION_CLASS.page_size
+    ours, stock = _side_by_side(lambda: _get_ok(client, "/api/v1/use-cases/"), "list values", rounds=rounds)
+    report.add(
+        Figure(
+            f"list page of {size} from value tuples (API) vs stock DRF serializer",
+            "s",
+            ours,
+            stock,
+            target=OVERRIDE_TARGET,
+            limit=OVERRIDE_LIMIT,
+            applies=speed,
+        )
+    )
+
+    detail = f"/api/v1/use-cases/{use_case.pk}/"
+    ours, stock = _side_by_side(lambda: _get_ok(client, detail), *drf_speed.STOCK, rounds=rounds)
+    report.add(Figure("use case detail (API), every override vs stock DRF", "s", ours, stock))
 
 
 def _measure_bulk(

@@ -57,7 +57,7 @@ def is_portfolio_manager(user: User) -> bool:
     if user.is_superuser:
         return True
     # Cached on the instance: asked on every request, answered by one query (token
-    # authentication answers it in its own query: config.api.TokenAuthentication).
+    # authentication answers it in its own query: config.drf_speed.TokenAuthentication).
     if not hasattr(user, "_is_portfolio_manager"):
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT {manager_check_sql('%s')}", [user.pk, MANAGERS_GROUP])

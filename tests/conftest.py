@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import translation
 
-from config.api import TokenAuthentication
+from config.drf_speed import TokenAuthentication
 from pricing.models import LanguageModel
 from tests.factories import MembershipFactory, TeamFactory, UserFactory, make_manager
 

@@ -9,7 +9,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from config.api import FilterSet, TokenAuthentication, refresh_keeping_relations
+from config.api import FilterSet, refresh_keeping_relations
+from config.drf_speed import TokenAuthentication
 from portfolio import selectors, services
 from portfolio.api.serializers import BulkUseCaseRowSerializer, SyncUseCaseSerializer, UseCaseSerializer
 from portfolio.api.views import UseCaseFilter

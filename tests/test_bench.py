@@ -35,6 +35,10 @@ def test_the_benchmark_runs_at_200_use_cases(tmp_path, capsys):
         "price change",
         "peak RSS growth of the full recompute",
         "list serialization per row (marginal, page 1 → 500)",
+        "token authentication and manager check of a request",
+        "throttle checks of a request (a client's first 200 in a minute)",
+        "serializer fields derived once per class (a use case shown)",
+        "list page of 50 from value tuples (API)",
     ):
         assert figures[name]["ours"] > 0 and figures[name]["floor"] > 0, name
     table = capsys.readouterr().out

@@ -12,7 +12,7 @@ from rest_framework import throttling
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from config.api import TokenFailureThrottle
+from config.drf_speed import TokenFailureThrottle
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, permissions, renderers, serializers, status, viewsets
+from rest_framework import exceptions, mixins, permissions, renderers, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
@@ -12,23 +12,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import (
-    AnonRateThrottle,
     ETagMixin,
     FilterSet,
     FormParser,
     IdFilter,
     JSONParser,
-    ListFiltersMixin,
     MultiPartParser,
     PreconditionFailed,
     UpdatedSinceFilter,
-    ValuesRepresentation,
     check_if_match,
     decimals_as_strings,
     etag_of,
 )
+from config.drf_speed import AnonRateThrottle, ValuesListMixin
 from config.permissions import IsManagerOrReadOnly, IsPortfolioManager, IsTeamLeadOrReadOnly, ManagesWebhooks
 from config.serializers import CurrencyField
+from config.viewsets import ModelViewSet, ReadOnlyModelViewSet
 from portfolio import governance, selectors, services, webhooks
 from portfolio.api.serializers import (
     MAX_BULK_ROWS,
@@ -72,7 +71,7 @@ from portfolio.views import evidence_file_response
 from pricing.models import currency_validator
 
 
-class TeamViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
+class TeamViewSet(ModelViewSet):
     """Teams you belong to (every team for portfolio managers); managers create and change them."""
 
     serializer_class = TeamSerializer
@@ -107,7 +106,7 @@ class MembershipFilter(FilterSet):
         fields = ["team", "user", "role"]
 
 
-class MembershipViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
+class MembershipViewSet(ModelViewSet):
     """Who is in your teams. A team's leads add members, change their role and remove them."""
 
     serializer_class = MembershipSerializer
@@ -169,7 +168,7 @@ class UseCaseFilter(FilterSet):
         for method, code in (("create", 201), ("update", 200), ("partial_update", 200))
     }
 )
-class UseCaseViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
+class UseCaseViewSet(ValuesListMixin, ModelViewSet):
     serializer_class = UseCaseSerializer
     filterset_class = UseCaseFilter
     search_fields = ["title", "description", "external_id"]
@@ -179,18 +178,6 @@ class UseCaseViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
     def get_queryset(self):
         # Scoping lives in one selector, so no view can forget it.
         return selectors.visible_use_cases(user=self.request.user)
-
-    def list(self, request, *args, **kwargs):
-        # Pages are read as tuples and shown as the serializer shows them (tests compare
-        # both): several times cheaper per row than building and serializing instances.
-        rows = ValuesRepresentation.of(self.get_serializer_class())
-        if rows is None:
-            return super().list(request, *args, **kwargs)
-        queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(rows.rows_of(queryset))
-        if page is None:
-            return Response(rows.represent(queryset.values_list(*rows.columns)))
-        return self.get_paginated_response(rows.represent(page))
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -313,7 +300,7 @@ class DeploymentFilter(FilterSet):
         fields = ["use_case", "team", "model", "hosting", "environment", "status"]
 
 
-class DeploymentViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
+class DeploymentViewSet(ModelViewSet):
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilter
     search_fields = ["name", "use_case__title", "model__key"]
@@ -361,7 +348,7 @@ class ProofOfConceptFilter(FilterSet):
         fields = ["use_case", "team", "model", "status"]
 
 
-class ProofOfConceptViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
+class ProofOfConceptViewSet(ModelViewSet):
     serializer_class = ProofOfConceptSerializer
     filterset_class = ProofOfConceptFilter
     search_fields = ["hypothesis", "use_case__title"]
@@ -400,7 +387,7 @@ class CostSnapshotFilter(FilterSet):
         fields = ["use_case", "currency", "priced_on"]
 
 
-class CostSnapshotViewSet(ListFiltersMixin, ETagMixin, viewsets.ReadOnlyModelViewSet):
+class CostSnapshotViewSet(ReadOnlyModelViewSet):
     """What each recompute produced, with the price and rate rows it used."""
 
     serializer_class = CostSnapshotSerializer
@@ -485,7 +472,7 @@ class RecomputeJobFilter(FilterSet):
         fields = ["status"]
 
 
-class RecomputeJobViewSet(ListFiltersMixin, ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class RecomputeJobViewSet(mixins.CreateModelMixin, ReadOnlyModelViewSet):
     """Recompute jobs with their progress; ``POST`` starts a recompute of the whole portfolio."""
 
     serializer_class = RecomputeJobSerializer
@@ -510,7 +497,7 @@ class PortfolioSnapshotFilter(FilterSet):
         fields = {"taken_on": ["gte", "lte"]}
 
 
-class PortfolioSnapshotViewSet(ListFiltersMixin, ETagMixin, viewsets.ReadOnlyModelViewSet):
+class PortfolioSnapshotViewSet(ReadOnlyModelViewSet):
     """Daily portfolio totals by team, stage and model, for trend charts."""
 
     serializer_class = PortfolioSnapshotSerializer
@@ -553,7 +540,7 @@ class ChecklistItemFilter(FilterSet):
         fields = ["use_case", "team", "category", "framework", "kind", "code", "status", "required"]
 
 
-class ChecklistItemViewSet(ListFiltersMixin, ETagMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ChecklistItemViewSet(mixins.UpdateModelMixin, ReadOnlyModelViewSet):
     """Governance checklist items of the use cases you may see.
 
     ``PATCH`` records evidence (text, link, file as multipart) and the status of a manual
@@ -612,7 +599,7 @@ class WebhookSubscriptionFilter(FilterSet):
         fields = ["team", "whole_portfolio", "active"]
 
 
-class WebhookSubscriptionViewSet(ListFiltersMixin, ETagMixin, viewsets.ModelViewSet):
+class WebhookSubscriptionViewSet(ModelViewSet):
     """Signed webhooks: portfolio managers subscribe the whole portfolio or any team, leads their teams.
 
     The signing secret is in the answer to ``POST`` only. A subscription whose deliveries
@@ -662,7 +649,7 @@ class WebhookDeliveryFilter(FilterSet):
         fields = ["subscription", "status", "event_type"]
 
 
-class WebhookDeliveryViewSet(ListFiltersMixin, ETagMixin, viewsets.ReadOnlyModelViewSet):
+class WebhookDeliveryViewSet(ReadOnlyModelViewSet):
     """The delivery log of the subscriptions you manage: status, attempts and the last error of each event."""
 
     serializer_class = WebhookDeliverySerializer

@@ -1,11 +1,12 @@
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.api import ETagMixin, FilterSet, ListFiltersMixin, UpdatedSinceFilter
+from config.api import FilterSet, UpdatedSinceFilter
 from config.permissions import IsManagerOrReadOnly
+from config.viewsets import ReadOnlyModelViewSet
 from portfolio import selectors as portfolio_selectors
 from portfolio.api.serializers import AuditEntrySerializer
 from pricing import selectors, services
@@ -26,7 +27,7 @@ class LanguageModelFilter(FilterSet):
         fields = ["open_weights", "provider__key", "licence__key"]
 
 
-class LanguageModelViewSet(ListFiltersMixin, ETagMixin, viewsets.ReadOnlyModelViewSet):
+class LanguageModelViewSet(ReadOnlyModelViewSet):
     """The model catalogue with licences; changed in the admin."""
 
     serializer_class = LanguageModelSerializer
@@ -53,7 +54,7 @@ class PriceFilter(FilterSet):
         fields = ["model", "team", "currency", "source"]
 
 
-class PriceViewSet(ListFiltersMixin, ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class PriceViewSet(mixins.CreateModelMixin, ReadOnlyModelViewSet):
     """Effective-dated prices. Never edited: a new price supersedes the old one from its date."""
 
     permission_classes = [IsManagerOrReadOnly]
@@ -91,7 +92,7 @@ class ExchangeRateFilter(FilterSet):
         fields = ["base", "quote"]
 
 
-class ExchangeRateViewSet(ListFiltersMixin, ETagMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ExchangeRateViewSet(mixins.CreateModelMixin, ReadOnlyModelViewSet):
     """Exchange rates by date. Never edited: a newer rate for the pair supersedes the old one."""
 
     permission_classes = [IsManagerOrReadOnly]

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
-from config.api import ValuesRepresentation
+from config.drf_speed import ValuesRepresentation
 from portfolio import services
 from portfolio.api.serializers import UseCaseSerializer
 from portfolio.models import Membership, UseCase
