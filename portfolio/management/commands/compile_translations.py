@@ -5,6 +5,7 @@ polib writes every translated, non-fuzzy entry of each ``locale/<lang>/LC_MESSAG
 beside it as ``.mo``.
 """
 
+import os
 from pathlib import Path
 
 import polib
@@ -20,7 +21,11 @@ class Command(BaseCommand):
         for locale_path in settings.LOCALE_PATHS:
             for po_path in sorted(Path(locale_path).glob("*/LC_MESSAGES/*.po")):
                 catalogue = polib.pofile(str(po_path))
-                catalogue.save_as_mofile(str(po_path.with_suffix(".mo")))
+                # Written beside it, then renamed over the old one: a process reading the
+                # catalogue meanwhile (a test run, a server) sees the old file or the new.
+                partial = po_path.with_suffix(f".mo.{os.getpid()}")
+                catalogue.save_as_mofile(str(partial))
+                os.replace(partial, po_path.with_suffix(".mo"))
                 compiled += 1
                 if options["verbosity"] > 1:
                     self.stdout.write(f"{po_path}: {catalogue.percent_translated()}% translated")
