@@ -4,7 +4,16 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from pricing import services
-from pricing.models import ExchangeRate, GpuRate, LanguageModel, Licence, Price, Provider, SelfHostingProfile
+from pricing.models import (
+    ExchangeRate,
+    GpuRate,
+    LanguageModel,
+    Licence,
+    ModelAlias,
+    Price,
+    Provider,
+    SelfHostingProfile,
+)
 
 
 @admin.register(Provider)
@@ -43,16 +52,32 @@ class PriceInline(admin.TabularInline):
         return False
 
 
+class ModelAliasInline(admin.TabularInline):
+    model = ModelAlias
+    extra = 0
+    fields = ["name", "source", "created_at"]
+    readonly_fields = ["created_at"]
+
+
 @admin.register(LanguageModel)
 class LanguageModelAdmin(admin.ModelAdmin):
     list_display = ["key", "display_name", "provider", "licence", "open_weights", "context_window"]
     list_filter = ["provider", "open_weights", "licence"]
     list_select_related = ["provider", "licence"]
-    search_fields = ["key", "display_name"]
-    inlines = [PriceInline]
+    search_fields = ["key", "display_name", "aliases__name"]
+    inlines = [ModelAliasInline, PriceInline]
 
     def save_model(self, request, obj, form, change):
         services.save_language_model(model=obj)
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin):
+    list_display = ["name", "model", "source", "created_at"]
+    list_filter = ["source", "model__provider"]
+    list_select_related = ["model"]
+    search_fields = ["name", "model__key"]
+    autocomplete_fields = ["model"]
 
 
 @admin.register(Price)

@@ -83,12 +83,18 @@ class Licence(models.Model):
         return self.name
 
 
+# The provider's key, then one or more segments as LiteLLM writes model names, e.g.
+# bedrock/us-east-1/anthropic.claude-3-5-sonnet-20240620-v1:0 or vertex_ai/claude-sonnet-4-5@20250929.
+# No segment starts with a dot, so a key never holds "." or ".." as a path segment.
+MODEL_KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]*(/[A-Za-z0-9*@][A-Za-z0-9*._:@~+-]*)+$"
+
+
 class LanguageModel(models.Model):
     key = models.CharField(
         _("key"),
-        max_length=128,
+        max_length=200,
         unique=True,
-        validators=[RegexValidator(r"^[a-z0-9][a-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._:-]*$")],
+        validators=[RegexValidator(MODEL_KEY_PATTERN)],
         help_text=_("Provider and model, e.g. openai/gpt-4o."),
     )
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models", verbose_name=_("provider"))
@@ -114,6 +120,28 @@ class LanguageModel(models.Model):
 
     def __str__(self):
         return self.display_name
+
+
+class ModelAlias(models.Model):
+    """Another name of a catalogue model, e.g. the exact name a LiteLLM price map gives it."""
+
+    class Source(models.TextChoices):
+        LITELLM = "litellm", _("LiteLLM price map")
+        MANUAL = "manual", _("Manual")
+
+    # Case-sensitive, as LiteLLM writes names: unique on PostgreSQL and SQLite alike.
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="aliases", verbose_name=_("model"))
+    source = models.CharField(_("source"), max_length=16, choices=Source, default=Source.MANUAL)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("model alias")
+        verbose_name_plural = _("model aliases")
+
+    def __str__(self):
+        return self.name
 
 
 class Price(models.Model):

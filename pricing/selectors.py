@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import datetime
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from pricing.costing import ONE, TokenPrice
-from pricing.models import ExchangeRate, GpuRate, LanguageModel, Price, SelfHostingProfile
+from pricing.models import ExchangeRate, GpuRate, LanguageModel, ModelAlias, Price, SelfHostingProfile
+
+# Keeps every IN (...) well under SQLite's limit on bound parameters.
+LOOKUP_CHUNK_SIZE = 500
+CLOSE_MATCHES = 5
+# Names holding the first characters of the unknown name's last segment are compared first;
+# the whole catalogue only when none of them is close.
+SUGGESTION_PREFIX_LENGTH = 3
 
 
 class MissingRate(LookupError):
     """No exchange rate in force converts between two currencies."""
+
+
+class UnknownModel(LookupError):
+    """No catalogue model has this name as its key or an alias."""
+
+    def __init__(self, name: str, suggestions: list[str]):
+        self.name = name
+        self.suggestions = suggestions
+        message = f"Unknown model {name!r}."
+        if suggestions:
+            message += " Closest names: " + ", ".join(suggestions) + "."
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    id: int
+    key: str
+    licence_id: int | None
 
 
 @dataclass(frozen=True)
@@ -152,7 +179,77 @@ def price_history(*, model: LanguageModel) -> QuerySet[Price]:
 
 
 def list_models() -> QuerySet[LanguageModel]:
-    return LanguageModel.objects.select_related("provider", "licence")
+    return LanguageModel.objects.select_related("provider", "licence").prefetch_related("aliases")
+
+
+def search_models(*, query: str = "") -> QuerySet[LanguageModel]:
+    """Models whose key, display name or any alias contains ``query``."""
+    models = list_models()
+    query = query.strip()
+    if not query:
+        return models
+    matching = Q(key__icontains=query) | Q(display_name__icontains=query)
+    matching |= Q(pk__in=ModelAlias.objects.filter(name__icontains=query).values("model_id"))
+    return models.filter(matching)
+
+
+def find_models(*, names: Iterable[str]) -> dict[str, ModelRef]:
+    """Each of ``names`` that is a model's key or, failing that, an alias: two queries per 500 names."""
+    found: dict[str, ModelRef] = {}
+    by_alias: dict[str, ModelRef] = {}
+    names = sorted(set(names))
+    for start in range(0, len(names), LOOKUP_CHUNK_SIZE):
+        chunk = names[start : start + LOOKUP_CHUNK_SIZE]
+        for pk, key, licence_id in LanguageModel.objects.filter(key__in=chunk).values_list("pk", "key", "licence_id"):
+            found[key] = ModelRef(id=pk, key=key, licence_id=licence_id)
+        aliases = ModelAlias.objects.filter(name__in=chunk).values_list(
+            "name", "model_id", "model__key", "model__licence_id"
+        )
+        for name, pk, key, licence_id in aliases:
+            by_alias[name] = ModelRef(id=pk, key=key, licence_id=licence_id)
+    return {**by_alias, **found}
+
+
+def resolve_model(name: str, provider: str | None = None) -> LanguageModel:
+    """The model named ``name``: its exact key, else an exact alias, else ``provider/name`` as key or alias.
+
+    Raises ``UnknownModel`` with the closest known names when nothing matches.
+    """
+    qualified = f"{provider}/{name}" if provider else None
+    names = [name] if qualified is None else [name, qualified]
+    candidates = list(
+        list_models().filter(Q(key__in=names) | Q(pk__in=ModelAlias.objects.filter(name__in=names).values("model_id")))
+    )
+    for wanted in names:
+        for model in candidates:
+            if model.key == wanted:
+                return model
+        for model in candidates:
+            if any(alias.name == wanted for alias in model.aliases.all()):
+                return model
+    raise UnknownModel(name, close_model_names(name, provider=provider))
+
+
+def close_model_names(name: str, *, provider: str | None = None) -> list[str]:
+    """Keys and aliases that look like ``name``, closest first: at most two queries."""
+    segment = name.rpartition("/")[2]
+    start = segment[:SUGGESTION_PREFIX_LENGTH]
+    narrowed = Q(key__icontains=start)
+    aliases = Q(name__icontains=start)
+    if provider:
+        narrowed |= Q(provider__key=provider)
+        aliases |= Q(model__provider__key=provider)
+    matches = _close_matches(name, narrowed, aliases)
+    if not matches:
+        matches = _close_matches(name, Q(), Q())
+    return matches
+
+
+def _close_matches(name: str, models: Q, aliases: Q) -> list[str]:
+    keys = LanguageModel.objects.filter(models).order_by().values_list("key", flat=True)
+    alias_names = ModelAlias.objects.filter(aliases).order_by().values_list("name", flat=True)
+    candidates = set(keys.union(alias_names))
+    return difflib.get_close_matches(name, candidates, n=CLOSE_MATCHES, cutoff=0.6)
 
 
 def list_exchange_rates() -> QuerySet[ExchangeRate]:

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
-from django.utils.text import slugify
 from simple_history.utils import bulk_create_with_history
 
 from portfolio import events
 from portfolio import services as portfolio_services
 from portfolio.models import Team, WebhookEvent
+from pricing import selectors
 from pricing.currencies import normalise_currency
 from pricing.models import (
     ExchangeRate,
     GpuRate,
     LanguageModel,
     Licence,
+    ModelAlias,
     Price,
     Provider,
     SelfHostingProfile,
@@ -130,7 +133,21 @@ ONE_MILLION = Decimal(1_000_000)
 PER_MILLION_QUANTUM = Decimal("0.000001")
 LARGEST_PER_MILLION = Decimal("999999.999999")
 LITELLM_SPEC_KEY = "sample_spec"
+SAMPLE_SPEC = "sample_spec: LiteLLM's description of the format, not a model"
 DIFFERENT_PRICE_ON_DATE = "a different price already exists on this date; prices are never edited"
+SAME_MODEL_OTHER_PRICE = "an earlier entry names the same model with a different price"
+NO_PRICE = "no price at all"
+NO_INPUT_PRICE = "output price per token only, no input price per token"
+NO_OUTPUT_PRICE = "input price per token only, no output price per token"
+PRICED_OTHERWISE = "priced per session, credit or other unit, not per token"
+# Checked in order: an image model with a per-token input price is still priced per image.
+PRICED_PER_OTHER_UNIT = [
+    (("per_image", "per_pixel"), "priced per image, not per token"),
+    (("per_second",), "priced per second of audio or video, not per token"),
+    (("per_character",), "priced per character, not per token"),
+    (("per_query",), "priced per query, not per token"),
+    (("per_page",), "priced per page, not per token"),
+]
 # Keeps every IN (...) well under SQLite's limit on bound parameters.
 LOOKUP_CHUNK_SIZE = 500
 LARGEST_CONTEXT_WINDOW = 2_147_483_647  # PositiveIntegerField's bound on every backend.
@@ -139,14 +156,35 @@ validate_source_url = URLValidator(schemes=["http", "https"])
 
 @dataclass
 class ImportReport:
+    """What an import did: each entry is created, superseded, unchanged, aliased or skipped."""
+
     created: int = 0
+    superseded: int = 0
     unchanged: int = 0
+    aliased: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    skip_reasons: Counter[str] = field(default_factory=Counter)
     models_created: int = 0
+
+    def skip(self, name: str, skip: _Skip) -> None:
+        self.skipped.append((name, str(skip)))
+        self.skip_reasons[skip.reason] += 1
+
+
+class _Alias(Exception):
+    """An entry that only names another one (LiteLLM's ``alias_of``)."""
+
+    def __init__(self, target: str):
+        self.target = target
+        super().__init__(target)
 
 
 class _Skip(Exception):
-    """An entry that cannot be imported; the message is the reason reported for it."""
+    """An entry that cannot be imported: ``reason`` names its kind, the message adds this entry's details."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 @dataclass(frozen=True)
@@ -154,6 +192,7 @@ class _Entry:
     name: str
     model_key: str
     provider_key: str
+    explicit_key: bool
     context_window: int | None
     licence_id: int | None
     price: Price  # Validated and unsaved; the model is assigned once it exists.
@@ -166,10 +205,22 @@ def _chunks(items: Iterable, size: int = LOOKUP_CHUNK_SIZE) -> Iterator[list]:
 
 
 def _derived_model_key(name: str, provider_key: str) -> str:
-    first, slash, rest = name.partition("/")
-    if slash and first.lower() == provider_key:
-        return f"{provider_key}/{rest}"
+    """LiteLLM's name as written, prefixed with its provider unless it already starts with it."""
+    if name.startswith(f"{provider_key}/"):
+        return name
     return f"{provider_key}/{name}"
+
+
+def _not_per_token_reason(entry: dict, *, has_input: bool, has_output: bool) -> str:
+    priced = [name for name, value in entry.items() if "cost" in name and value is not None]
+    for markers, reason in PRICED_PER_OTHER_UNIT:
+        if any(marker in name for name in priced for marker in markers):
+            return reason
+    if has_input:
+        return NO_OUTPUT_PRICE
+    if has_output:
+        return NO_INPUT_PRICE
+    return NO_PRICE if not priced else PRICED_OTHERWISE
 
 
 def _per_million(entry: dict, name: str) -> Decimal | None:
@@ -178,7 +229,7 @@ def _per_million(entry: dict, name: str) -> Decimal | None:
         return None
     # bool is an int to Python, but never a price.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Skip(f"{name} is not a number: {value!r}")
+        raise _Skip(f"{name} is not a number", repr(value))
     # str() gives the shortest decimal that reads back as the same float, so 2.5e-06 is exactly 0.0000025.
     per_token = Decimal(str(value))
     if not per_token.is_finite():
@@ -187,7 +238,7 @@ def _per_million(entry: dict, name: str) -> Decimal | None:
         raise _Skip(f"{name} is negative")
     per_million = abs(per_token) * ONE_MILLION  # abs() turns -0.0 into 0.
     if per_million > LARGEST_PER_MILLION:
-        raise _Skip(f"{name} is too large: at most {LARGEST_PER_MILLION} per 1M tokens fits the catalogue")
+        raise _Skip(f"{name} is too large", f"at most {LARGEST_PER_MILLION} per 1M tokens fits the catalogue")
     # Float noise such as 2.9999900000000002e-06 carries digits beyond the catalogue's 6 decimals.
     return per_million.quantize(PER_MILLION_QUANTUM, rounding=ROUND_HALF_UP)
 
@@ -211,7 +262,7 @@ def _effective_from(entry: dict, default: datetime.date) -> datetime.date:
             raise ValueError
         return datetime.date.fromisoformat(value)
     except ValueError:
-        raise _Skip(f"effective_from {value!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise _Skip("effective_from is not an ISO date (YYYY-MM-DD)", repr(value)) from None
 
 
 def _currency(entry: dict, default: str) -> str:
@@ -223,7 +274,7 @@ def _currency(entry: dict, default: str) -> str:
             raise ValidationError("not a string")
         currency_validator(normalise_currency(value))
     except ValidationError:
-        raise _Skip(f"currency {value!r} is not a three-letter ISO 4217 code such as USD") from None
+        raise _Skip("currency is not a three-letter ISO 4217 code such as USD", repr(value)) from None
     return normalise_currency(value)
 
 
@@ -246,7 +297,7 @@ def _lookup(entry: dict, name: str, known: dict[str, int], what: str) -> int | N
     if value is None:
         return None
     if not isinstance(value, str) or value not in known:
-        raise _Skip(f"unknown {what} {value!r}")
+        raise _Skip(f"unknown {what}", repr(value))
     return known[value]
 
 
@@ -261,27 +312,32 @@ def _parse_entry(
     teams: dict[str, int],
 ) -> _Entry:
     if name == LITELLM_SPEC_KEY:
-        raise _Skip("LiteLLM's description of the format, not a model")
+        raise _Skip(SAMPLE_SPEC)
     if not isinstance(entry, dict):
         raise _Skip("entry is not an object")
-    if entry.get("alias_of") is not None:
-        raise _Skip(f"alias of {entry['alias_of']!r}, not a priced model")
+    longest_name = ModelAlias._meta.get_field("name").max_length
+    if len(name) > longest_name:
+        raise _Skip("name too long", f"at most {longest_name} characters")
+    alias_of = entry.get("alias_of")
+    if alias_of is not None:
+        if not isinstance(alias_of, str):
+            raise _Skip("alias_of is not a string", repr(alias_of))
+        raise _Alias(alias_of)
     input_price = _per_million(entry, "input_cost_per_token")
     output_price = _per_million(entry, "output_cost_per_token")
     cached_price = _per_million(entry, "cache_read_input_token_cost")
-    if input_price is None and output_price is None:
-        raise _Skip("no input_cost_per_token or output_cost_per_token: not priced per token")
-    if input_price is None:
-        raise _Skip("no input_cost_per_token")
-    if output_price is None:
-        raise _Skip("no output_cost_per_token")
+    if input_price is None or output_price is None:
+        raise _Skip(
+            _not_per_token_reason(entry, has_input=input_price is not None, has_output=output_price is not None)
+        )
 
     explicit_key = entry.get("model_key")
     if explicit_key is not None and not isinstance(explicit_key, str):
-        raise _Skip(f"model_key is not a string: {explicit_key!r}")
+        raise _Skip("model_key is not a string", repr(explicit_key))
     litellm_provider = entry.get("litellm_provider")
     if isinstance(litellm_provider, str) and litellm_provider.strip():
-        provider_key = slugify(litellm_provider)
+        # As LiteLLM spells it (together_ai, vertex_ai-language-models): its names start with it.
+        provider_key = litellm_provider.strip()
     elif explicit_key is not None:
         provider_key = explicit_key.partition("/")[0]
     else:
@@ -289,13 +345,15 @@ def _parse_entry(
     try:
         Provider._meta.get_field("key").clean(provider_key, None)
     except ValidationError:
-        raise _Skip(f"litellm_provider {litellm_provider!r} does not make a valid provider key") from None
+        raise _Skip("litellm_provider does not make a valid provider key", repr(litellm_provider)) from None
     model_key = explicit_key if explicit_key is not None else _derived_model_key(name, provider_key)
     try:
         LanguageModel._meta.get_field("key").clean(model_key, None)
     except ValidationError:
         raise _Skip(
-            f"{model_key!r} is not a valid model key (provider/model with a single slash, at most 128 characters)"
+            "not a valid model key",
+            f"{model_key!r} (provider/model, segments of letters, digits and ._:@~+-*, "
+            f"at most {LanguageModel._meta.get_field('key').max_length} characters)",
         ) from None
 
     licence_id = _lookup(entry, "licence", licences, "licence")
@@ -314,30 +372,29 @@ def _parse_entry(
         # The model may not exist yet, and uniqueness is checked against the prices in force below.
         price.full_clean(exclude=["model", "team"], validate_unique=False, validate_constraints=False)
     except ValidationError as error:
-        raise _Skip("; ".join(error.messages)) from None
+        raise _Skip("invalid price", "; ".join(error.messages)) from None
     return _Entry(
         name=name,
         model_key=model_key,
         provider_key=provider_key,
+        explicit_key=explicit_key is not None,
         context_window=_context_window(entry),
         licence_id=licence_id,
         price=price,
     )
 
 
-def _models_by_key(keys: Iterable[str]) -> dict[str, tuple[int, int | None]]:
-    """Map each existing model key to its id and licence id."""
-    found: dict[str, tuple[int, int | None]] = {}
-    for chunk in _chunks(keys):
-        for key, pk, licence_id in LanguageModel.objects.filter(key__in=chunk).values_list("key", "pk", "licence_id"):
-            found[key] = (pk, licence_id)
+def _models_by_key(keys: Iterable[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(set(keys)):
+        found.update(LanguageModel.objects.filter(key__in=chunk).values_list("key", "pk"))
     return found
 
 
 def _prices_by_scope(model_ids: Iterable[int]) -> dict[tuple[int, int | None], list]:
     """Every price of these models per (model, team), newest first."""
     prices: dict[tuple[int, int | None], list] = {}
-    for chunk in _chunks(model_ids):
+    for chunk in _chunks(set(model_ids)):
         rows = (
             Price.objects.filter(model_id__in=chunk)
             .order_by("-effective_from")
@@ -393,18 +450,57 @@ def _create_models(entries: list[_Entry]) -> int:
     return len(new)
 
 
+def _free_keys(entries: list[_Entry], taken: set[str]) -> list[_Entry]:
+    """Give each entry a key of its own, ``<derived key>~2`` and up: a second price under one derived key."""
+    if not entries:
+        return []
+    for chunk in _chunks({entry.model_key for entry in entries}):
+        starts = Q()
+        for base in chunk:
+            starts |= Q(key__startswith=f"{base}~")
+        taken |= set(LanguageModel.objects.filter(starts).values_list("key", flat=True))
+    renamed = []
+    for entry in entries:
+        number = 2
+        while f"{entry.model_key}~{number}" in taken:
+            number += 1
+        key = f"{entry.model_key}~{number}"
+        taken.add(key)
+        renamed.append(replace(entry, model_key=key))
+    return renamed
+
+
+def _add_litellm_aliases(alias_of: dict[str, str], report: ImportReport) -> None:
+    """Record each ``alias_of`` entry as an alias of the model its target names, once the targets are imported."""
+    if not alias_of:
+        return
+    found = selectors.find_models(names={*alias_of, *alias_of.values()})
+    new_aliases = []
+    for name, target in alias_of.items():
+        model = found.get(target)
+        if model is None:
+            report.skip(name, _Skip("alias of an entry that is not in the catalogue", repr(target)))
+        elif name in found:
+            report.unchanged += 1
+        else:
+            report.aliased += 1
+            new_aliases.append(ModelAlias(name=name, model_id=model.id, source=ModelAlias.Source.LITELLM))
+    ModelAlias.objects.bulk_create(new_aliases, batch_size=LOOKUP_CHUNK_SIZE, ignore_conflicts=True)
+
+
 @transaction.atomic
 def import_prices(
     *, entries: dict, effective_from: datetime.date, currency: str = "USD", source_url: str = ""
 ) -> ImportReport:
     """Import a LiteLLM price map: add new prices, count identical ones, skip the rest with a reason.
 
-    Per-entry extensions ``effective_from``, ``currency``, ``licence``, ``team`` and
-    ``model_key`` override the file-level defaults given here.
+    Each entry's name is kept as an alias of its model. Per-entry extensions ``effective_from``,
+    ``currency``, ``licence``, ``team`` and ``model_key`` override the file-level defaults given here.
     """
     currency_validator(currency)
     if source_url:
         validate_source_url(source_url)
+    started = timezone.now()
     report = ImportReport()
     licences = dict(Licence.objects.values_list("key", "pk"))
     team_slugs = {
@@ -412,56 +508,101 @@ def import_prices(
     }
     teams = dict(Team.objects.filter(slug__in=team_slugs).values_list("slug", "pk"))
 
-    parsed: dict[tuple[str, int | None], _Entry] = {}
+    parsed: list[_Entry] = []
+    alias_of: dict[str, str] = {}
     for name, raw in entries.items():
         try:
-            entry = _parse_entry(
-                name,
-                raw,
-                effective_from=effective_from,
-                currency=currency,
-                source_url=source_url,
-                licences=licences,
-                teams=teams,
+            parsed.append(
+                _parse_entry(
+                    name,
+                    raw,
+                    effective_from=effective_from,
+                    currency=currency,
+                    source_url=source_url,
+                    licences=licences,
+                    teams=teams,
+                )
             )
+        except _Alias as alias:
+            alias_of[name] = alias.target
         except _Skip as skip:
-            report.skipped.append((name, str(skip)))
-            continue
-        scope = (entry.model_key, entry.price.team_id)
-        first = parsed.setdefault(scope, entry)
-        if first is not entry:
-            report.skipped.append((name, f"same model as {first.name!r} ({entry.model_key}); the first entry wins"))
+            report.skip(name, skip)
+    # A name written as its own key (gemini/gemini-exp-1206) owns that key over a bare name deriving
+    # the same one (gemini-exp-1206), whatever their order: the resolver finds keys before aliases.
+    parsed.sort(key=lambda entry: entry.name != entry.model_key)
 
-    existing = _models_by_key(model_key for model_key, _ in parsed)
-    prices_in_db = _prices_by_scope(pk for pk, _ in existing.values())
-    to_create: list[_Entry] = []
-    licence_changes: dict[int, int] = {}
-    for entry in parsed.values():
-        if entry.model_key not in existing:
-            to_create.append(entry)
+    found = selectors.find_models(names=[name for entry in parsed for name in (entry.name, entry.model_key)])
+    claims: dict[tuple[str, int | None], _Entry] = {}
+    aliases: dict[str, str] = {}  # Alias name to model key.
+    conflicting: list[_Entry] = []
+    for entry in parsed:
+        by_name = found.get(entry.model_key) if entry.explicit_key else found.get(entry.name)
+        ref = by_name or found.get(entry.model_key)
+        target = ref.key if ref is not None else entry.model_key
+        first = claims.setdefault((target, entry.price.team_id), entry)
+        if first is entry:
             continue
-        model_id, licence_id = existing[entry.model_key]
-        rows = prices_in_db.get((model_id, entry.price.team_id), [])
+        if _is_same_price(first.price, entry.price):
+            report.unchanged += 1
+            aliases[entry.name] = target
+        elif by_name is not None or entry.explicit_key:
+            report.skip(entry.name, _Skip(SAME_MODEL_OTHER_PRICE, f"{first.name!r} ({target})"))
+        else:
+            conflicting.append(entry)
+    taken = {key for key, _ in claims} | {ref.key for ref in found.values()}
+    for entry in _free_keys(conflicting, taken):
+        if len(entry.model_key) > LanguageModel._meta.get_field("key").max_length:
+            report.skip(entry.name, _Skip(SAME_MODEL_OTHER_PRICE, f"no room for a key of its own: {entry.model_key!r}"))
+        else:
+            claims[(entry.model_key, entry.price.team_id)] = entry
+
+    existing = {ref.key: ref for ref in found.values()}
+    prices_in_db = _prices_by_scope(existing[key].id for key, _ in claims if key in existing)
+    to_create: list[tuple[str, _Entry]] = []
+    licence_changes: dict[int, int] = {}
+    for (target, team_id), entry in claims.items():
+        ref = existing.get(target)
+        if ref is None:
+            report.created += 1
+            to_create.append((target, entry))
+            aliases[entry.name] = target
+            continue
+        rows = prices_in_db.get((ref.id, team_id), [])
         in_force = next((row for row in rows if row.effective_from <= entry.price.effective_from), None)
         if in_force is not None and _is_same_price(in_force, entry.price):
             report.unchanged += 1
         elif in_force is not None and in_force.effective_from == entry.price.effective_from:
-            report.skipped.append((entry.name, DIFFERENT_PRICE_ON_DATE))
+            report.skip(entry.name, _Skip(DIFFERENT_PRICE_ON_DATE))
             continue
+        elif in_force is not None:
+            report.superseded += 1
+            to_create.append((target, entry))
         else:
-            to_create.append(entry)
-        if entry.licence_id is not None and entry.licence_id != licence_id:
-            licence_changes.setdefault(model_id, entry.licence_id)
+            report.created += 1
+            to_create.append((target, entry))
+        aliases[entry.name] = target
+        if entry.licence_id is not None and entry.licence_id != ref.licence_id:
+            licence_changes.setdefault(ref.id, entry.licence_id)
 
-    report.models_created = _create_models([entry for entry in to_create if entry.model_key not in existing])
-    model_ids = {key: pk for key, (pk, _) in _models_by_key({entry.model_key for entry in to_create}).items()}
+    report.models_created = _create_models([entry for target, entry in to_create if target not in existing])
+    model_ids = _models_by_key({target for target, _ in to_create} | set(aliases.values()))
     prices = []
-    for entry in to_create:
-        entry.price.model_id = model_ids[entry.model_key]
+    for target, entry in to_create:
+        entry.price.model_id = model_ids[target]
         prices.append(entry.price)
     bulk_create_with_history(prices, Price, batch_size=LOOKUP_CHUNK_SIZE)
-    report.created = len(prices)
     events.record_many(WebhookEvent.PRICE_CHANGED, [(price, None) for price in prices])
+    new_aliases = [
+        ModelAlias(name=name, model_id=model_ids[target], source=ModelAlias.Source.LITELLM)
+        for name, target in aliases.items()
+    ]
+    # An alias already recorded stays as it is, so importing a file again adds none.
+    ModelAlias.objects.bulk_create(new_aliases, batch_size=LOOKUP_CHUNK_SIZE, ignore_conflicts=True)
+    _add_litellm_aliases(alias_of, report)
+    # A new alias changes how the model reads in the API, so clients syncing with updated_since see it.
+    LanguageModel.objects.filter(
+        pk__in=ModelAlias.objects.filter(created_at__gte=started).values("model_id"), updated_at__lt=started
+    ).update(updated_at=timezone.now())
 
     models_per_licence: dict[int, list[int]] = {}
     for model_id, licence_id in licence_changes.items():
@@ -511,7 +652,7 @@ def export_prices(*, on: datetime.date | None = None) -> dict:
             entry["licence"] = model.licence.key
         if price.source_url:
             entry["source"] = price.source_url
-        if _derived_model_key(model.key, slugify(model.provider.key)) != model.key:
+        if _derived_model_key(model.key, model.provider.key) != model.key:
             entry["model_key"] = model.key
         exported[model.key] = entry
     return exported

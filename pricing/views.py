@@ -16,8 +16,9 @@ class ModelListView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         book = selectors.price_book()
-        models = selectors.list_models().order_by("provider__name", "display_name")
-        return super().get_context_data(rows=[(model, book.price(model.pk)) for model in models], **kwargs)
+        query = self.request.GET.get("q", "")
+        models = selectors.search_models(query=query).order_by("provider__name", "display_name")
+        return super().get_context_data(rows=[(model, book.price(model.pk)) for model in models], query=query, **kwargs)
 
 
 class ModelDetailView(LoginRequiredMixin, TemplateView):

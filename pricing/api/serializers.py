@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from config.serializers import ModelSerializer
 from portfolio.models import Team
+from pricing import selectors
 from pricing.models import ExchangeRate, LanguageModel, Licence, Price
 
 MAX_EXCHANGE_RATE = Decimal(10_000_000)
@@ -27,10 +28,11 @@ class LicenceSerializer(ModelSerializer):
 class LanguageModelSerializer(ModelSerializer):
     provider = serializers.SlugRelatedField(slug_field="key", read_only=True)
     licence = LicenceSerializer(read_only=True, allow_null=True)
+    aliases = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
 
     class Meta:
         model = LanguageModel
-        fields = ["id", "key", "display_name", "provider", "licence", "open_weights", "context_window"]
+        fields = ["id", "key", "display_name", "provider", "licence", "open_weights", "context_window", "aliases"]
         read_only_fields = fields
 
 
@@ -56,9 +58,22 @@ class PriceSerializer(ModelSerializer):
         read_only_fields = ["id", "team", "created_at"]
 
 
+class ModelNameField(serializers.SlugRelatedField):
+    """A catalogue model named by its key or any alias; an unknown name lists the closest ones."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            return selectors.resolve_model(data)
+        except selectors.UnknownModel as error:
+            raise serializers.ValidationError(str(error), code="does_not_exist") from None
+
+
 class CreatePriceSerializer(PriceSerializer):
     """Input of a new price; ``team`` (a slug) makes it that team's contract price."""
 
+    model = ModelNameField(slug_field="key", queryset=LanguageModel.objects.all())
     team = serializers.SlugRelatedField(slug_field="slug", required=False, allow_null=True, queryset=Team.objects.all())
 
     class Meta(PriceSerializer.Meta):

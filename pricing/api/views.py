@@ -32,9 +32,9 @@ class LanguageModelViewSet(ReadOnlyModelViewSet):
 
     serializer_class = LanguageModelSerializer
     lookup_field = "key"
-    lookup_value_regex = r"[^/]+/[^/]+"
+    lookup_value_regex = r"[^/]+/.+"
     filterset_class = LanguageModelFilter
-    search_fields = ["key", "display_name"]
+    search_fields = ["key", "display_name", "aliases__name"]
     ordering_fields = ["key", "display_name", "context_window"]
 
     def get_queryset(self):

@@ -5,12 +5,21 @@ import pytest
 from django.urls import reverse
 
 from portfolio.models import UseCase
-from pricing.models import ExchangeRate, GpuRate, LanguageModel, Licence, Price, Provider, SelfHostingProfile
+from pricing.models import (
+    ExchangeRate,
+    GpuRate,
+    LanguageModel,
+    Licence,
+    ModelAlias,
+    Price,
+    Provider,
+    SelfHostingProfile,
+)
 from tests.factories import DeploymentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PRICING_MODELS = [Provider, Licence, LanguageModel, Price, ExchangeRate, GpuRate, SelfHostingProfile]
+PRICING_MODELS = [Provider, Licence, LanguageModel, ModelAlias, Price, ExchangeRate, GpuRate, SelfHostingProfile]
 
 
 def admin_url(model, view: str, *args) -> str:
@@ -49,7 +58,9 @@ def test_add_page_renders(superuser_client, model):
 
 
 @pytest.mark.parametrize("model", PRICING_MODELS, ids=lambda model: model.__name__)
-def test_change_page_renders(superuser_client, model):
+def test_change_page_renders(superuser_client, model, gpt4o):
+    # The shipped catalogue has no aliases: one is made here.
+    ModelAlias.objects.create(name="gpt-4o", model=gpt4o)
     obj = model.objects.order_by("pk")[0]
 
     assert superuser_client.get(admin_url(model, "change", obj.pk)).status_code == 200
@@ -128,3 +139,13 @@ def test_history_pages_cannot_revert_a_price(client, gpt4o):
 
     assert response.status_code in (302, 403)
     assert not Price.objects.filter(model=gpt4o, effective_from=datetime.date(2026, 2, 1)).exists()
+
+
+def test_the_model_admin_finds_a_model_by_alias_and_lists_its_aliases(superuser_client, gpt4o):
+    ModelAlias.objects.create(name="gpt-4o-2024-08-06", model=gpt4o, source=ModelAlias.Source.LITELLM)
+
+    found = superuser_client.get(admin_url(LanguageModel, "changelist"), {"q": "gpt-4o-2024-08-06"})
+    change = superuser_client.get(admin_url(LanguageModel, "change", gpt4o.pk))
+
+    assert list(found.context["cl"].result_list) == [gpt4o]
+    assert 'value="gpt-4o-2024-08-06"' in change.content.decode()

@@ -82,17 +82,20 @@ def test_per_token_floats_become_exact_per_million_prices(per_token, per_million
 def test_the_excerpt_imports_every_entry_or_says_why(gpt4o):
     report = run(excerpt())
 
-    assert (report.created, report.unchanged, report.models_created) == (8, 2, 7)
+    assert (report.created, report.superseded, report.unchanged, report.models_created) == (8, 1, 3, 8)
     assert dict(report.skipped) == {
-        "sample_spec": "LiteLLM's description of the format, not a model",
-        "deepseek/deepseek-reasoner": "same model as 'deepseek-reasoner' (deepseek/deepseek-reasoner); the first entry wins",
-        "mistral/mistral-embed": "no output_cost_per_token",
-        "aiml/dall-e-3": "no input_cost_per_token or output_cost_per_token: not priced per token",
-        "novita/deepseek/deepseek-v4-pro": "'novita/deepseek/deepseek-v4-pro' is not a valid model key "
-        "(provider/model with a single slash, at most 128 characters)",
-        "bedrock/claude-opus-latest": "alias of 'global.anthropic.claude-opus-5-5', not a priced model",
+        "sample_spec": "sample_spec: LiteLLM's description of the format, not a model",
+        "mistral/mistral-embed": "input price per token only, no output price per token",
+        "aiml/dall-e-3": "priced per image, not per token",
+        "bedrock/claude-opus-latest": "alias of an entry that is not in the catalogue: 'global.anthropic.claude-opus-5-5'",
     }
-    assert report.created + report.unchanged + len(report.skipped) == len(excerpt())
+    assert report.created + report.superseded + report.unchanged + len(report.skipped) == len(excerpt())
+    # Written as its own key, deepseek/deepseek-reasoner owns the key; the bare name is its alias.
+    reasoner = LanguageModel.objects.get(key="deepseek/deepseek-reasoner")
+    assert set(reasoner.aliases.values_list("name", flat=True)) == {"deepseek-reasoner", "deepseek/deepseek-reasoner"}
+    assert LanguageModel.objects.get(aliases__name="novita/deepseek/deepseek-v4-pro").key == (
+        "novita/deepseek/deepseek-v4-pro"
+    )
 
 
 def test_the_excerpt_creates_missing_models_and_providers():
@@ -153,33 +156,36 @@ def test_unchanged_prices_add_no_rows(gpt4o):
         ("sample_spec", entry(), "LiteLLM's description of the format, not a model"),
         ("m", ["not", "an", "object"], "entry is not an object"),
         ("m", 0.5, "entry is not an object"),
-        ("m", {"litellm_provider": "acme"}, "no input_cost_per_token or output_cost_per_token: not priced per token"),
-        (
-            "m",
-            entry(input_cost_per_token=None, output_cost_per_token=None),
-            "no input_cost_per_token or output_cost_per_token: not priced per token",
-        ),
-        ("m", entry(output_cost_per_token=None), "no output_cost_per_token"),
-        ("m", entry(input_cost_per_token=None), "no input_cost_per_token"),
+        ("m", {"litellm_provider": "acme"}, "no price at all"),
+        ("m", entry(input_cost_per_token=None, output_cost_per_token=None), "no price at all"),
+        ("m", entry(output_cost_per_token=None), "input price per token only, no output price per token"),
+        ("m", entry(input_cost_per_token=None), "output price per token only, no input price per token"),
+        ("m", entry(output_cost_per_token=None, output_cost_per_image=0.04), "priced per image, not per token"),
+        ("m", {"litellm_provider": "acme", "input_cost_per_second": 1e-4}, "priced per second of audio or video"),
+        ("m", {"litellm_provider": "acme", "input_cost_per_character": 1e-6}, "priced per character, not per token"),
+        ("m", {"litellm_provider": "acme", "code_interpreter_cost_per_session": 0.03}, "priced per session"),
         ("m", entry(input_cost_per_token=-1e-06), "input_cost_per_token is negative"),
         ("m", entry(cache_read_input_token_cost=-1e-07), "cache_read_input_token_cost is negative"),
         ("m", entry(output_cost_per_token="0.000002"), "output_cost_per_token is not a number: '0.000002'"),
         ("m", entry(input_cost_per_token=True), "input_cost_per_token is not a number: True"),
         ("m", entry(input_cost_per_token=float("nan")), "input_cost_per_token is not a finite number"),
         ("m", entry(output_cost_per_token=2.0), "output_cost_per_token is too large"),
-        ("m", entry(effective_from="15/01/2026"), "effective_from '15/01/2026' is not an ISO date (YYYY-MM-DD)"),
-        ("m", entry(effective_from=20260115), "effective_from 20260115 is not an ISO date (YYYY-MM-DD)"),
-        ("m", entry(currency="BTC"), "currency 'BTC' is not a three-letter ISO 4217 code such as USD"),
-        ("m", entry(currency="DOLLAR"), "currency 'DOLLAR' is not a three-letter ISO 4217 code such as USD"),
-        ("m", entry(licence="WTFPL"), "unknown licence 'WTFPL'"),
-        ("m", entry(team="nobody"), "unknown team 'nobody'"),
+        ("m", entry(effective_from="15/01/2026"), "effective_from is not an ISO date (YYYY-MM-DD): '15/01/2026'"),
+        ("m", entry(effective_from=20260115), "effective_from is not an ISO date (YYYY-MM-DD): 20260115"),
+        ("m", entry(currency="BTC"), "currency is not a three-letter ISO 4217 code such as USD: 'BTC'"),
+        ("m", entry(currency="DOLLAR"), "currency is not a three-letter ISO 4217 code such as USD: 'DOLLAR'"),
+        ("m", entry(licence="WTFPL"), "unknown licence: 'WTFPL'"),
+        ("m", entry(team="nobody"), "unknown team: 'nobody'"),
         ("m", entry(litellm_provider=None), "no litellm_provider"),
-        ("acme/region/m", entry(), "'acme/region/m' is not a valid model key"),
-        ("m@2024", entry(), "'acme/m@2024' is not a valid model key"),
-        ("m", entry(model_key="no-slash"), "'no-slash' is not a valid model key"),
+        ("m", entry(litellm_provider="Acme AI"), "litellm_provider does not make a valid provider key: 'Acme AI'"),
+        ("acme/region//m", entry(), "not a valid model key: 'acme/region//m'"),
+        ("m/../n", entry(), "not a valid model key: 'acme/m/../n'"),
+        ("m n", entry(), "not a valid model key: 'acme/m n'"),
+        ("m", entry(model_key="no-slash"), "not a valid model key: 'no-slash'"),
         ("m", entry(model_key=42), "model_key is not a string: 42"),
-        ("x" * 200, entry(), "is not a valid model key"),
-        ("m", {"alias_of": "n"}, "alias of 'n', not a priced model"),
+        ("x" * 199, entry(), "not a valid model key"),
+        ("x" * 201, entry(), "name too long: at most 200 characters"),
+        ("m", {"alias_of": "n"}, "alias of an entry that is not in the catalogue: 'n'"),
     ],
 )
 def test_bad_entries_are_skipped_with_a_reason(key, raw, reason):
@@ -203,21 +209,34 @@ def test_a_different_price_on_the_same_date_is_skipped(gpt4o):
     assert Price.objects.get(model=gpt4o).input_per_million == Decimal("2.50")
 
 
-def test_two_keys_for_one_model_keep_the_first():
+def test_a_bare_and_a_prefixed_name_with_one_price_are_one_model():
+    report = run({"m": entry(), "acme/m": entry()})
+
+    assert (report.created, report.unchanged, report.skipped) == (1, 1, [])
+    model = LanguageModel.objects.get(key="acme/m")
+    assert set(model.aliases.values_list("name", flat=True)) == {"m", "acme/m"}
+
+
+def test_a_bare_name_with_another_price_than_its_prefixed_name_gets_a_model_of_its_own():
     report = run(
         {
             "m": entry(input_cost_per_token=1e-06),
             "acme/m": entry(input_cost_per_token=3e-06),
-            "other": entry(model_key="acme/m"),
+            "other": entry(model_key="acme/m", input_cost_per_token=4e-06),
         }
     )
 
-    assert report.created == 1
+    assert (report.created, report.models_created) == (2, 2)
+    # The name written as the key owns it, wherever it stands in the file.
+    assert Price.objects.get(model__key="acme/m").input_per_million == Decimal("3")
+    assert Price.objects.get(model__key="acme/m~2").input_per_million == Decimal("1")
+    assert LanguageModel.objects.get(aliases__name="m").key == "acme/m~2"
     assert report.skipped == [
-        ("acme/m", "same model as 'm' (acme/m); the first entry wins"),
-        ("other", "same model as 'm' (acme/m); the first entry wins"),
+        ("other", "an earlier entry names the same model with a different price: 'acme/m' (acme/m)")
     ]
-    assert Price.objects.get(model__key="acme/m").input_per_million == Decimal("1")
+    assert report.skip_reasons == {services.SAME_MODEL_OTHER_PRICE: 1}
+    again = run({"m": entry(input_cost_per_token=1e-06), "acme/m": entry(input_cost_per_token=3e-06)})
+    assert (again.created, again.unchanged, again.skipped) == (0, 2, [])
 
 
 def test_the_first_valid_entry_wins_over_an_invalid_one():
@@ -244,8 +263,8 @@ def test_importing_twice_changes_nothing_the_second_time():
 
     second = run(excerpt())
 
-    assert (second.created, second.models_created) == (0, 0)
-    assert second.unchanged == first.created + first.unchanged
+    assert (second.created, second.superseded, second.models_created) == (0, 0, 0)
+    assert second.unchanged == first.created + first.superseded + first.unchanged
     assert second.skipped == first.skipped
     assert row_counts() == counts
 
@@ -262,7 +281,7 @@ def test_the_same_price_on_a_later_date_adds_nothing(gpt4o):
 def test_a_new_price_on_a_later_date_supersedes_the_old_one(gpt4o):
     report = run({"gpt-4o": entry(litellm_provider="openai", input_cost_per_token=2e-06, output_cost_per_token=8e-06)})
 
-    assert report.created == 1
+    assert (report.created, report.superseded) == (0, 1)
     new = in_force("openai/gpt-4o", on=DAY)
     assert (new.token_price.input, new.token_price.output, new.token_price.cached_input) == (
         Decimal("2"),
@@ -413,9 +432,9 @@ def test_an_unchanged_price_flags_nothing(gpt4o):
 def test_the_command_imports_the_excerpt_and_reports(gpt4o):
     output = call("import_prices", str(EXCERPT), "--effective-from", DAY.isoformat())
 
-    assert "Created 8 prices (7 new models), 2 unchanged, 6 skipped." in output
-    assert "skipped sample_spec: LiteLLM's description of the format, not a model" in output
-    assert "skipped mistral/mistral-embed: no output_cost_per_token" in output
+    assert "Created 8 prices (8 new models), 1 superseded, 3 unchanged, 0 new aliases, 4 skipped." in output
+    assert "skipped sample_spec: sample_spec: LiteLLM's description of the format, not a model" in output
+    assert "skipped mistral/mistral-embed: input price per token only, no output price per token" in output
     assert in_force("anthropic/claude-sonnet-4-5").effective_from == DAY
 
 
@@ -459,7 +478,10 @@ def test_a_dry_run_saves_nothing(gpt4o):
 
     output = call("import_prices", str(EXCERPT), "--dry-run", "--effective-from", DAY.isoformat())
 
-    assert "Dry run, nothing saved: would create 8 prices (7 new models), 2 unchanged, 6 skipped." in output
+    assert (
+        "Dry run, nothing saved: would create 8 prices (8 new models), 1 superseded, 3 unchanged, 0 new aliases, "
+        "4 skipped." in output
+    )
     assert row_counts() == counts
     use_case.refresh_from_db()
     assert not use_case.needs_recompute
@@ -539,7 +561,9 @@ def test_export_then_import_reproduces_the_same_prices(tmp_path):
     Price.objects.all().delete()
     output = call("import_prices", str(path), "--effective-from", "2000-01-01")
 
-    assert f"Created {len(before)} prices (0 new models), 0 unchanged, 0 skipped." in output
+    assert (
+        f"Created {len(before)} prices (0 new models), 0 superseded, 0 unchanged, 0 new aliases, 0 skipped." in output
+    )
     after = {
         key: (price.token_price, price.currency, price.effective_from)
         for key, price in ((model.key, in_force(model.key)) for model in LanguageModel.objects.all())
@@ -560,3 +584,13 @@ def test_export_to_standard_output():
 def test_export_refuses_a_bad_date():
     with pytest.raises(CommandError, match="--on 'soon' is not a date"):
         call("export_prices", "-", "--on", "soon")
+
+
+def test_a_second_price_under_a_key_too_long_for_a_suffix_is_skipped():
+    name = "m" * 194  # "acme/" and the name fill the 200 characters of a key.
+
+    report = run({f"acme/{name}": entry(), name: entry(input_cost_per_token=5e-06)})
+
+    assert report.created == 1
+    assert report.skip_reasons == {services.SAME_MODEL_OTHER_PRICE: 1}
+    assert report.skipped[0][0] == name

@@ -210,7 +210,19 @@ def test_full_clean_accepts_a_contract_price_on_the_public_price_date():
 
 
 @pytest.mark.parametrize(
-    "key", ["gpt-4o", "openai/", "/gpt-4o", "OpenAI/gpt-4o", "openai/gpt 4o", "openai/gpt-4o/mini"]
+    "key",
+    [
+        "gpt-4o",
+        "openai/",
+        "/gpt-4o",
+        "OpenAI/gpt-4o",
+        "openai/gpt 4o",
+        "openai/gpt-4o/",
+        "openai//gpt-4o",
+        "openai/../gpt-4o",
+        "openai/.hidden",
+        "openai/" + "x" * 194,
+    ],
 )
 def test_model_key_must_look_like_provider_slash_model(key):
     model = LanguageModel(key=key, provider=ProviderFactory(), display_name="Some model")
@@ -222,7 +234,21 @@ def test_model_key_must_look_like_provider_slash_model(key):
 
 
 @pytest.mark.parametrize(
-    "key", ["openai/gpt-4.1", "meta/llama-3.1-405b", "qwen/Qwen2.5-72B-Instruct", "ollama/llama3:8b"]
+    "key",
+    [
+        "openai/gpt-4.1",
+        "meta/llama-3.1-405b",
+        "qwen/Qwen2.5-72B-Instruct",
+        "ollama/llama3:8b",
+        "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo",
+        "fireworks_ai/accounts/fireworks/models/deepseek-r1",
+        "bedrock/us-east-1/anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "vertex_ai/claude-sonnet-4-5@20250929",
+        "cloudflare/@cf/meta/llama-3.1-8b-instruct",
+        "bedrock/*/1-month-commitment/cohere.command-text-v14",
+        "gemini/gemini-exp-1206~2",
+        "openai/" + "x" * 193,
+    ],
 )
 def test_model_key_accepts_provider_slash_model(key):
     LanguageModel(key=key, provider=ProviderFactory(), display_name="Some model").full_clean()

@@ -18,7 +18,9 @@ SKIPPED_SHOWN = 20
 class Command(BaseCommand):
     help = (
         "Import prices from a LiteLLM model_prices_and_context_window.json file. Entries may carry the "
-        "extensions effective_from, currency, licence, team and model_key."
+        "extensions effective_from, currency, licence, team and model_key. Each entry's name is kept as an "
+        "alias of its model, and an alias_of entry becomes an alias of the model it names. Superseded counts "
+        "new prices that replace a different one in force."
     )
 
     def add_arguments(self, parser):
@@ -48,11 +50,15 @@ class Command(BaseCommand):
         prefix = "Dry run, nothing saved: would create" if options["dry_run"] else "Created"
         self.stdout.write(
             f"{prefix} {report.created} prices ({report.models_created} new models), "
-            f"{report.unchanged} unchanged, {len(report.skipped)} skipped."
+            f"{report.superseded} superseded, {report.unchanged} unchanged, {report.aliased} new aliases, "
+            f"{len(report.skipped)} skipped."
         )
         verbosity = options["verbosity"]
         if verbosity == 0 or not report.skipped:
             return
+        self.stdout.write("Skipped, by reason:")
+        for reason, count in report.skip_reasons.most_common():
+            self.stdout.write(f"  {reason}: {count}")
         shown = report.skipped if verbosity >= 2 else report.skipped[:SKIPPED_SHOWN]
         for key, reason in shown:
             self.stdout.write(f"  skipped {key}: {reason}")
