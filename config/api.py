@@ -12,7 +12,7 @@ import django_filters
 import django_filters.rest_framework
 from django import forms
 from django.conf import settings
-from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import QueryDict
 from django.utils.translation import gettext as _
@@ -46,6 +46,11 @@ def exception_handler(exc, context):
     elif isinstance(exc, RequestDataTooBig):
         # Django would answer its HTML 400 page: a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
         exc = PayloadTooLarge()
+    elif isinstance(exc, TooManyFieldsSent):
+        # Likewise for a form over DATA_UPLOAD_MAX_NUMBER_FIELDS or DATA_UPLOAD_MAX_NUMBER_FILES.
+        exc = ParseError(_("The form has more than %(max)s fields.") % {"max": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS})
+    elif isinstance(exc, TooManyFilesSent):
+        exc = ParseError(_("The form has more than %(max)s files.") % {"max": settings.DATA_UPLOAD_MAX_NUMBER_FILES})
     return drf_exception_handler(exc, context)
 
 

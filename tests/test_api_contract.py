@@ -82,6 +82,15 @@ def test_an_empty_summary_currency_is_refused(client):
     assert answer.json() == {"currency": BLANK}
 
 
+def test_an_empty_what_if_currency_is_refused(client):
+    swap = {"from_model": "openai/gpt-4o", "to_model": "meta/llama-3-70b"}
+    answer = client.post("/api/v1/portfolio/what-if/?currency=", swap, format="json")
+
+    assert answer.status_code == 400
+    assert answer.json() == {"currency": BLANK}
+    assert client.post("/api/v1/portfolio/what-if/?currency=JPY", swap, format="json").status_code == 200
+
+
 def test_the_summary_without_a_currency_is_in_the_reporting_currency(client, settings):
     answer = client.get("/api/v1/portfolio/summary/")
 
@@ -164,6 +173,16 @@ def test_an_oversize_form_body_is_a_json_413(client, small_bodies):
 
     assert answer.status_code == 413
     assert "larger than the 1000 bytes" in answer.json()["detail"]
+
+
+def test_a_form_of_too_many_fields_is_a_json_400(client, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    body = "&".join(f"field{n}=x" for n in range(11))
+
+    answer = client.generic("POST", "/api/v1/use-cases/", body, content_type="application/x-www-form-urlencoded")
+
+    assert answer.status_code == 400
+    assert answer.json() == {"detail": "The form has more than 10 fields."}
 
 
 def test_an_oversize_multipart_body_is_a_json_413(client, team, small_bodies):

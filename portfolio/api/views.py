@@ -424,7 +424,8 @@ class WhatIfView(APIView):
     def post(self, request):
         serializer = WhatIfSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        params = CurrencySerializer(data=request.query_params)
+        # As the summary: an empty "currency=" is refused, not read as absent.
+        params = CurrencySerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         data = serializer.validated_data
         return Response(
