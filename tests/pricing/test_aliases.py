@@ -1,5 +1,6 @@
 import datetime
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,8 @@ def test_every_per_token_entry_imports_and_resolves_by_its_exact_name():
     book = selectors.price_book(on=DAY)
     for name in names:
         model = selectors.resolve_model(name)
-        assert ModelAlias.objects.filter(name=name, source=ModelAlias.Source.LITELLM).exists(), name
+        # Stored as the map writes it (the shipped models' names are aliases already).
+        assert ModelAlias.objects.filter(name=name).exists() or model.key == name, name
         price = book.price(model.pk)
         assert price is not None, name
         assert price.token_price.input * 1 == price.token_price.input  # A Decimal, not a float.
@@ -81,7 +83,7 @@ def test_the_excerpt_reports_each_skip_reason_with_its_count():
         "sample_spec: LiteLLM's description of the format, not a model": 1,
     }
     assert sum(report.skip_reasons.values()) == len(report.skipped) == 31
-    assert (report.created, report.superseded, report.unchanged, report.aliased) == (108, 0, 3, 5)
+    assert (report.created, report.superseded, report.unchanged, report.aliased) == (107, 0, 4, 5)
     total = report.created + report.superseded + report.unchanged + report.aliased + len(report.skipped)
     assert total == len(excerpt())
 
@@ -175,7 +177,7 @@ def test_the_command_prints_the_counts_per_reason(capsys):
     call_command("import_prices", str(EXCERPT), "--effective-from", DAY.isoformat())
     output = capsys.readouterr().out
 
-    assert "Created 108 prices (108 new models), 0 superseded, 3 unchanged, 5 new aliases, 31 skipped." in output
+    assert "Created 107 prices (107 new models), 0 superseded, 4 unchanged, 5 new aliases, 31 skipped." in output
     assert "Skipped, by reason:\n  priced per image, not per token: 12\n" in output
     assert "  sample_spec: LiteLLM's description of the format, not a model: 1\n" in output
 
@@ -352,3 +354,32 @@ def test_a_new_alias_marks_its_model_updated_and_a_second_import_does_not(gpt4o)
 
     assert after_first > before
     assert gpt4o.updated_at == after_first
+
+
+# --- The shipped catalogue's names in LiteLLM's map -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "provider", "key"),
+    [
+        ("gpt-4o", "openai", "openai/gpt-4o"),
+        ("gpt-5.2-pro", None, "openai/gpt-5.2-pro"),
+        ("claude-sonnet-4-5", None, "anthropic/claude-sonnet-4.5"),
+        ("gemini/gemini-2.5-flash", None, "google/gemini-2.5-flash"),
+        ("mistral/mistral-large-3", None, "mistral/mistral-large-3"),
+        ("deepseek/deepseek-r1", None, "deepseek/deepseek-r1"),
+    ],
+)
+def test_the_shipped_models_resolve_by_the_names_litellm_gives_them(name, provider, key):
+    assert selectors.resolve_model(name, provider=provider).key == key
+
+
+def test_importing_a_shipped_models_litellm_name_prices_that_model_instead_of_adding_one():
+    before = LanguageModel.objects.count()
+    sonnet = {"litellm_provider": "anthropic", "input_cost_per_token": 3.3e-06, "output_cost_per_token": 1.65e-05}
+
+    report = run({"claude-sonnet-4-5": sonnet})
+
+    assert (report.created + report.superseded, LanguageModel.objects.count()) == (1, before)
+    price = selectors.price_book(on=DAY).price(LanguageModel.objects.get(key="anthropic/claude-sonnet-4.5").pk)
+    assert (price.token_price.input, price.token_price.output) == (Decimal("3.30"), Decimal("16.50"))

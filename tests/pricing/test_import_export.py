@@ -12,7 +12,7 @@ from django.utils import timezone
 from portfolio.models import UseCase
 from pricing import services
 from pricing.models import LanguageModel, Licence, Price, Provider
-from pricing.selectors import price_book
+from pricing.selectors import price_book, resolve_model
 from tests.factories import DeploymentFactory, LanguageModelFactory, PriceFactory, UseCaseFactory
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +82,7 @@ def test_per_token_floats_become_exact_per_million_prices(per_token, per_million
 def test_the_excerpt_imports_every_entry_or_says_why(gpt4o):
     report = run(excerpt())
 
-    assert (report.created, report.superseded, report.unchanged, report.models_created) == (8, 1, 3, 8)
+    assert (report.created, report.superseded, report.unchanged, report.models_created) == (7, 1, 4, 7)
     assert dict(report.skipped) == {
         "sample_spec": "sample_spec: LiteLLM's description of the format, not a model",
         "mistral/mistral-embed": "input price per token only, no output price per token",
@@ -101,22 +101,24 @@ def test_the_excerpt_imports_every_entry_or_says_why(gpt4o):
 def test_the_excerpt_creates_missing_models_and_providers():
     run(excerpt())
 
-    sonnet = LanguageModel.objects.get(key="anthropic/claude-sonnet-4-5")
-    assert sonnet.provider.key == "anthropic"
-    assert sonnet.display_name == "claude-sonnet-4-5"
-    assert sonnet.context_window == 200_000
-    assert sonnet.licence is None
+    # claude-sonnet-4-5 is the map's name for the shipped Claude Sonnet 4.5: it prices that
+    # model (at the price it already has) and adds none beside it.
+    assert not LanguageModel.objects.filter(key="anthropic/claude-sonnet-4-5").exists()
+    assert resolve_model("claude-sonnet-4-5").key == "anthropic/claude-sonnet-4.5"
     bedrock = LanguageModel.objects.get(key="bedrock_converse/anthropic.claude-sonnet-4-5-20250929-v1:0")
     assert bedrock.provider.key == "bedrock_converse"
+    assert bedrock.display_name == "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert bedrock.context_window == 200_000
+    assert bedrock.licence is None
     assert Provider.objects.filter(key__in=["bedrock_converse", "databricks"]).count() == 2
-    price = Price.objects.get(model=sonnet)
+    price = Price.objects.get(model=bedrock)
     assert (price.input_per_million, price.output_per_million, price.cached_input_per_million) == (
         Decimal("3"),
         Decimal("15"),
         Decimal("0.30"),
     )
     assert (price.currency, price.effective_from, price.source, price.team) == ("USD", DAY, Price.Source.IMPORT, None)
-    assert price.source_url == "https://platform.claude.com/docs/en/about-claude/pricing"
+    assert price.source_url.startswith("https://pricing.us-east-1.amazonaws.com/")
     assert price.history.count() == 1
 
 
@@ -432,10 +434,10 @@ def test_an_unchanged_price_flags_nothing(gpt4o):
 def test_the_command_imports_the_excerpt_and_reports(gpt4o):
     output = call("import_prices", str(EXCERPT), "--effective-from", DAY.isoformat())
 
-    assert "Created 8 prices (8 new models), 1 superseded, 3 unchanged, 0 new aliases, 4 skipped." in output
+    assert "Created 7 prices (7 new models), 1 superseded, 4 unchanged, 0 new aliases, 4 skipped." in output
     assert "skipped sample_spec: sample_spec: LiteLLM's description of the format, not a model" in output
     assert "skipped mistral/mistral-embed: input price per token only, no output price per token" in output
-    assert in_force("anthropic/claude-sonnet-4-5").effective_from == DAY
+    assert in_force("bedrock_converse/anthropic.claude-sonnet-4-5-20250929-v1:0").effective_from == DAY
 
 
 def test_the_command_defaults_to_today_and_usd():
@@ -479,7 +481,7 @@ def test_a_dry_run_saves_nothing(gpt4o):
     output = call("import_prices", str(EXCERPT), "--dry-run", "--effective-from", DAY.isoformat())
 
     assert (
-        "Dry run, nothing saved: would create 8 prices (8 new models), 1 superseded, 3 unchanged, 0 new aliases, "
+        "Dry run, nothing saved: would create 7 prices (7 new models), 1 superseded, 4 unchanged, 0 new aliases, "
         "4 skipped." in output
     )
     assert row_counts() == counts
