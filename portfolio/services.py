@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,9 +39,6 @@ from portfolio.models import (
 from pricing import costing
 from pricing.models import LanguageModel
 from pricing.selectors import MissingRate, PriceBook, price_book
-
-logger = logging.getLogger(__name__)
-
 
 # --- Recording changes ------------------------------------------------------------------
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 from celery.signals import worker_ready
 from django.db import OperationalError
 
 from config.celery import enqueue
 from portfolio import services, webhooks
-
-logger = logging.getLogger(__name__)
 
 # Transient database errors are retried with backoff; everything else fails loudly. The
 # backoff (1, 2, 4, then 8 s, each with random jitter) stays under half the broker's
